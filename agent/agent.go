@@ -1,0 +1,319 @@
+// Package agent is ha-agent: it knows the whole deployment through Serf,
+// keeps this node's operator flags, answers the local protocol, and
+// forwards requests about other nodes to their agents over the peer
+// channel.
+//
+// Each node owns its own flags (standby, maintenance): they are persisted in
+// its state directory and published in its Serf tags, so every agent knows
+// them and none can disagree about whose they are. A request to change a
+// node's flag is carried out by that node's agent, wherever it arrives.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hatui/hatui/agent/audit"
+	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/localapi"
+	"github.com/hatui/hatui/agent/membership"
+	"github.com/hatui/hatui/agent/peer"
+	"github.com/hatui/hatui/protocol"
+)
+
+// Tag keys published in Serf. Short, because all tags share 512 bytes.
+const (
+	tagDeployment = "dep"
+	tagSite       = "site"
+	tagCluster    = "cluster"
+	tagRole       = "role"
+	tagPeer       = "peer"
+	tagStandby    = "sb"
+	tagMaint      = "mt"
+	tagVersion    = "v"
+)
+
+// Options are the start-up choices that are not node configuration.
+type Options struct {
+	// Insecure allows running without a gossip key (and so without
+	// forwarding). Only for throwaway test setups.
+	Insecure bool
+	// Logger receives the agent's log; nil discards it.
+	Logger *log.Logger
+	// NoSocket skips the Unix socket (the demo talks in-process).
+	NoSocket bool
+}
+
+// Agent is a running ha-agent.
+type Agent struct {
+	cfg    *config.Config
+	logger *log.Logger
+	keys   [][]byte
+
+	pool   *membership.Pool
+	api    *localapi.Server
+	peers  *peer.Server
+	dialer *peer.Dialer
+	audit  *audit.Log
+	flags  *flagStore
+	events *eventLog
+
+	mu     sync.Mutex
+	closed bool
+	change time.Time // last membership or flag change
+}
+
+// New starts an agent: loads its flags, starts gossip and the peer
+// listener, opens the socket, and joins the configured peers (a failed
+// join is logged, not fatal: the peers may start later and join us).
+func New(cfg *config.Config, o Options) (a *Agent, err error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
+	}
+	keys, err := cfg.LoadKeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 && !o.Insecure {
+		return nil, membership.ErrNoKey
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	a = &Agent{cfg: cfg, logger: logger, keys: keys, events: newEventLog(500), change: time.Now()}
+	defer func() {
+		if err != nil {
+			a.shutdown(false)
+		}
+	}()
+	if a.flags, err = openFlags(filepath.Join(cfg.StateDir, "flags.json")); err != nil {
+		return nil, err
+	}
+	if a.audit, err = audit.Open(filepath.Join(cfg.StateDir, "audit.log")); err != nil {
+		return nil, err
+	}
+	a.api = localapi.New(a, logger)
+
+	peerAddr := cfg.Peer.Advertise
+	if len(keys) > 0 {
+		if a.peers, err = peer.Listen(cfg.Peer.Bind, keys, func(c net.Conn) {
+			a.api.ServeConn(c, localapi.Caller{Transport: "peer"})
+		}); err != nil {
+			return nil, err
+		}
+		if a.dialer, err = peer.NewDialer(keys); err != nil {
+			return nil, err
+		}
+		if peerAddr == "" {
+			peerAddr = a.peers.Addr().String()
+		}
+	} else {
+		logger.Printf("warning: no gossip key: forwarding to other agents is off")
+	}
+
+	g := cfg.Gossip
+	a.pool, err = membership.Start(membership.Options{
+		Name:          cfg.Node,
+		BindAddr:      g.Bind,
+		AdvertiseAddr: g.Advertise,
+		Keys:          keys,
+		Insecure:      o.Insecure,
+		Tags:          a.tags(peerAddr),
+		Timings: membership.Timings{
+			ProbeInterval: g.ProbeInterval.Duration, ProbeTimeout: g.ProbeTimeout.Duration,
+			GossipInterval: g.GossipInterval.Duration, SuspicionMult: g.SuspicionMult,
+			ReconnectInterval: g.ReconnectInterval.Duration, TCPTimeout: g.TCPTimeout.Duration,
+		},
+		Logger:   logger,
+		OnChange: a.onMember,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	if !o.NoSocket {
+		ln, err := localapi.ListenUnix(cfg.Socket.Path, cfg.Socket.Group)
+		if err != nil {
+			return nil, err
+		}
+		go a.api.Serve(ln, "unix")
+	}
+	if len(cfg.Gossip.Join) > 0 {
+		if _, err := a.pool.Join(cfg.Gossip.Join); err != nil {
+			logger.Printf("joining peers at start: %v (will be joined when they come up)", err)
+		}
+	}
+	a.record(protocol.Event{Node: cfg.Node, Kind: "agent", Severity: protocol.SevInfo,
+		Message: fmt.Sprintf("agent started on %s (%s)", cfg.Node, a.flags.describe())})
+	return a, nil
+}
+
+func (a *Agent) tags(peerAddr string) map[string]string {
+	t := map[string]string{
+		tagDeployment: a.cfg.Deployment,
+		tagSite:       a.cfg.Site,
+		tagCluster:    a.cfg.Cluster,
+		tagVersion:    localapi.AgentVersion,
+	}
+	if a.cfg.Role != "" {
+		t[tagRole] = a.cfg.Role
+	}
+	if peerAddr != "" {
+		t[tagPeer] = peerAddr
+	}
+	f := a.flags.get()
+	if f.Standby {
+		t[tagStandby] = "1"
+	}
+	if f.Maintenance {
+		t[tagMaint] = "1"
+	}
+	return t
+}
+
+// Join asks the pool to contact more peers.
+func (a *Agent) Join(addrs []string) error {
+	_, err := a.pool.Join(addrs)
+	return err
+}
+
+// GossipAddr returns host:port where peers can join this agent.
+func (a *Agent) GossipAddr() string { return a.pool.Addr() }
+
+// Name returns this node's name.
+func (a *Agent) Name() string { return a.cfg.Node }
+
+// Config returns the agent's configuration.
+func (a *Agent) Config() *config.Config { return a.cfg }
+
+// ServeConn runs a protocol session on c as if it came through the local
+// socket; the demo uses it with in-process pipes.
+func (a *Agent) ServeConn(c net.Conn, user string) {
+	a.api.ServeConn(c, localapi.Caller{User: user, Transport: "pipe"})
+}
+
+// Close leaves the pool gracefully and stops the agent.
+func (a *Agent) Close() error { return a.shutdown(true) }
+
+// Kill stops the agent without telling anyone, as a crash would.
+func (a *Agent) Kill() error { return a.shutdown(false) }
+
+func (a *Agent) shutdown(leave bool) error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	a.mu.Unlock()
+	var errs []error
+	if a.api != nil {
+		a.api.Close()
+		os.Remove(a.cfg.Socket.Path)
+	}
+	if a.pool != nil {
+		if leave {
+			errs = append(errs, a.pool.Leave())
+		} else {
+			errs = append(errs, a.pool.Shutdown())
+		}
+	}
+	if a.peers != nil {
+		errs = append(errs, a.peers.Close())
+	}
+	if a.audit != nil {
+		errs = append(errs, a.audit.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// onMember turns a membership change into an event.
+func (a *Agent) onMember(c membership.Change) {
+	if c.Member.Tags[tagDeployment] != a.cfg.Deployment {
+		return
+	}
+	sev := protocol.SevInfo
+	var msg string
+	switch c.Kind {
+	case "join":
+		msg = fmt.Sprintf("%s joined", c.Member.Name)
+	case "failed":
+		sev = protocol.SevCritical
+		msg = fmt.Sprintf("%s failed: no answer on the cluster network", c.Member.Name)
+	case "leave":
+		sev = protocol.SevWarning
+		msg = fmt.Sprintf("%s left the cluster", c.Member.Name)
+	case "update":
+		msg = fmt.Sprintf("%s updated (%s)", c.Member.Name, flagWords(c.Member.Tags))
+	case "reap":
+		msg = fmt.Sprintf("%s removed after a long absence", c.Member.Name)
+	default:
+		return
+	}
+	a.mu.Lock()
+	a.change = time.Now()
+	a.mu.Unlock()
+	a.record(protocol.Event{Node: c.Member.Name, Kind: "member", Severity: sev, Message: msg})
+}
+
+func flagWords(tags map[string]string) string {
+	switch {
+	case tags[tagMaint] == "1" && tags[tagStandby] == "1":
+		return "standby, maintenance"
+	case tags[tagMaint] == "1":
+		return "maintenance"
+	case tags[tagStandby] == "1":
+		return "standby"
+	}
+	return "online"
+}
+
+// record adds an event and wakes the watchers.
+func (a *Agent) record(e protocol.Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	a.events.add(e)
+}
+
+// Identity implements localapi.Backend.
+func (a *Agent) Identity() (string, string) { return a.cfg.Node, a.cfg.Deployment }
+
+// EventsSince implements localapi.Backend.
+func (a *Agent) EventsSince(seq uint64) ([]protocol.Event, uint64) { return a.events.since(seq) }
+
+// Subscribe implements localapi.Backend.
+func (a *Agent) Subscribe() (<-chan struct{}, func()) { return a.events.subscribe() }
+
+// forwardConn opens a protocol session with another node's agent.
+func (a *Agent) forwardConn(ctx context.Context, m membership.Member, c localapi.Caller) (*clientConn, error) {
+	if c.Forwarded != "" {
+		// One hop only: if our view sends us elsewhere, the views
+		// disagree, and a loop must not hide that.
+		return nil, protocol.Errorf(protocol.CodeUnreachable, "retry in a moment, or ask the node's own agent",
+			"%s forwarded a request about %s here, but this agent is not %s", c.Forwarded, m.Name, m.Name)
+	}
+	if a.dialer == nil {
+		return nil, protocol.Errorf(protocol.CodeUnreachable, "configure gossip keys on every node to enable forwarding",
+			"forwarding to %s is off: this agent runs without a gossip key", m.Name)
+	}
+	if m.Status != protocol.MemberAlive {
+		return nil, protocol.Errorf(protocol.CodeUnreachable, "check the node's power and network, or fence it",
+			"%s is %s (since %s)", m.Name, m.Status, m.Since.Format(time.TimeOnly))
+	}
+	addr := m.Tags[tagPeer]
+	if addr == "" {
+		return nil, protocol.Errorf(protocol.CodeUnreachable, "upgrade or configure the node's agent with a gossip key",
+			"%s's agent does not accept forwarded requests", m.Name)
+	}
+	return dialPeer(ctx, a.dialer, addr, a.cfg.Node, c.User)
+}

@@ -1,0 +1,457 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/membership"
+	"github.com/hatui/hatui/protocol"
+	"github.com/hatui/hatui/protocol/client"
+)
+
+const testKey = "f3r7m1w4qH0n8C5sXk2c6p9yZb1vA0eL3uT7oI4jQ5g=" // 32 bytes, tests only
+
+// nextIP hands out a fresh loopback address per node, so restarted nodes
+// keep theirs and tests in this package never collide (127.0.10.0/23 is
+// this package's range; other packages use others).
+var ipCounter atomic.Int32
+
+func nextIP() string {
+	n := ipCounter.Add(1)
+	return fmt.Sprintf("127.0.%d.%d", 10+n/250, 1+n%250)
+}
+
+type testNode struct {
+	name string
+	cfg  *config.Config
+	a    *Agent
+}
+
+func (n *testNode) socket() string { return n.cfg.Socket.Path }
+
+// testConfig builds a valid configuration for one node on its own address.
+func testConfig(t *testing.T, name, site string, join []string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	ip := nextIP()
+	data := fmt.Sprintf(`
+deployment = "test"
+node = %q
+site = %q
+state_dir = %q
+[socket]
+path = %q
+[gossip]
+bind = "%s:7946"
+keys = [%q]
+join = [%s]
+[peer]
+timeout = "2s"
+`, name, site, filepath.Join(dir, "state"), filepath.Join(dir, "ha-agent.sock"), ip, testKey, quoteList(join))
+	cfg, err := config.Parse(filepath.Join(dir, "ha-agent.toml"), []byte(data))
+	if err != nil {
+		t.Fatalf("test config: %v", err)
+	}
+	return cfg
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
+}
+
+// startCluster starts n agents in one site that join the first.
+func startCluster(t *testing.T, n int) []*testNode {
+	t.Helper()
+	var nodes []*testNode
+	var join []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("node%c", 'a'+i)
+		cfg := testConfig(t, name, "site1", join)
+		nd := &testNode{name: name, cfg: cfg}
+		nd.start(t)
+		if i == 0 {
+			join = []string{cfg.Gossip.Bind}
+		}
+		nodes = append(nodes, nd)
+	}
+	t.Cleanup(func() {
+		for _, nd := range nodes {
+			if nd.a != nil {
+				nd.a.Kill()
+			}
+		}
+	})
+	return nodes
+}
+
+func (n *testNode) start(t *testing.T) {
+	t.Helper()
+	a, err := New(n.cfg, Options{})
+	if err != nil {
+		t.Fatalf("starting agent %s: %v", n.name, err)
+	}
+	n.a = a
+}
+
+// connect opens a protocol session on the node's Unix socket.
+func connect(t *testing.T, n *testNode) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.UnixDialer(n.socket()), client.Options{Client: "test"})
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", n.name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// waitFor polls cond until it holds or the deadline passes; cond returns
+// a description of what it saw, for the failure message.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		last = seen
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s; last saw: %s", d, what, last)
+}
+
+// nodeSeen asks agent n (through its socket) about node name.
+func nodeSeen(t *testing.T, c *client.Conn, name string) (protocol.Node, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	snap, err := c.Status(ctx, "")
+	if err != nil {
+		return protocol.Node{}, false
+	}
+	return snap.FindNode(name)
+}
+
+func countAlive(snap *protocol.Snapshot) int {
+	n := 0
+	for _, nd := range snap.Nodes() {
+		if nd.Member == protocol.MemberAlive {
+			n++
+		}
+	}
+	return n
+}
+
+func TestFiveAgentsSeeEachOtherAndAFailure(t *testing.T) {
+	nodes := startCluster(t, 5)
+	conns := make([]*client.Conn, len(nodes))
+	for i, n := range nodes {
+		conns[i] = connect(t, n)
+	}
+	for i, c := range conns {
+		waitFor(t, 10*time.Second, fmt.Sprintf("%s to see five alive", nodes[i].name), func() (bool, string) {
+			snap, err := c.Status(context.Background(), "")
+			if err != nil {
+				return false, err.Error()
+			}
+			return countAlive(snap) == 5, fmt.Sprintf("%d alive", countAlive(snap))
+		})
+	}
+
+	victim := nodes[2]
+	victim.a.Kill()
+	for i, c := range conns {
+		if nodes[i] == victim {
+			continue
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("%s to report %s failed", nodes[i].name, victim.name), func() (bool, string) {
+			n, ok := nodeSeen(t, c, victim.name)
+			return ok && n.Member == protocol.MemberFailed && n.State == protocol.StateOffline, fmt.Sprintf("%+v", n.Member)
+		})
+	}
+}
+
+func TestStandbyReachesEveryAgentAndSurvivesRestart(t *testing.T) {
+	nodes := startCluster(t, 5)
+	a, c := nodes[0], nodes[2]
+	conns := make([]*client.Conn, len(nodes))
+	for i, n := range nodes {
+		conns[i] = connect(t, n)
+	}
+	waitFor(t, 10*time.Second, "all five alive at node a", func() (bool, string) {
+		snap, err := conns[0].Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return countAlive(snap) == 5, fmt.Sprint(countAlive(snap))
+	})
+
+	res, err := conns[0].Do(context.Background(), protocol.Action{Verb: "standby", Args: []string{c.name}}, nil)
+	if err != nil {
+		t.Fatalf("standby %s via %s: %v", c.name, a.name, err)
+	}
+	if !res.OK {
+		t.Fatalf("standby result not ok: %+v", res)
+	}
+	everyoneSees := func(want protocol.NodeState) {
+		t.Helper()
+		for i, cn := range conns {
+			if nodes[i].a == nil {
+				continue
+			}
+			waitFor(t, 10*time.Second, fmt.Sprintf("%s to show %s %s", nodes[i].name, c.name, want), func() (bool, string) {
+				n, ok := nodeSeen(t, cn, c.name)
+				return ok && n.State == want, string(n.State)
+			})
+		}
+	}
+	everyoneSees(protocol.StateStandby)
+
+	// Restart C's agent: the flag must come back from its state directory.
+	c.a.Close()
+	c.start(t)
+	conns[2] = connect(t, c)
+	everyoneSees(protocol.StateStandby)
+	if f := c.a.flags.get(); !f.Standby {
+		t.Fatalf("flags after restart: %+v, want standby", f)
+	}
+
+	if _, err := conns[0].Do(context.Background(), protocol.Action{Verb: "online", Args: []string{c.name}}, nil); err != nil {
+		t.Fatalf("online %s via %s: %v", c.name, a.name, err)
+	}
+	everyoneSees(protocol.StateOnline)
+
+	// The action is in C's audit log with the result.
+	b, err := os.ReadFile(filepath.Join(c.cfg.StateDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"action":"online nodec","result":"ok"`) {
+		t.Fatalf("audit log lacks the online action:\n%s", b)
+	}
+}
+
+func TestStatusIsForwardedAndUnreachableWhenDown(t *testing.T) {
+	nodes := startCluster(t, 3)
+	a, c := nodes[0], nodes[2]
+	conn := connect(t, a)
+	waitFor(t, 10*time.Second, "three alive", func() (bool, string) {
+		snap, err := conn.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return countAlive(snap) == 3, fmt.Sprint(countAlive(snap))
+	})
+	snap, err := conn.Status(context.Background(), c.name)
+	if err != nil {
+		t.Fatalf("status %s via %s: %v", c.name, a.name, err)
+	}
+	if snap.From != c.name {
+		t.Fatalf("forwarded status answered by %q, want %q", snap.From, c.name)
+	}
+
+	c.a.Kill()
+	// Whether gossip has noticed yet or not, the answer must come within
+	// the peer timeout and say unreachable: never a hang.
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		_, err = conn.Status(context.Background(), c.name)
+		if protocol.CodeOf(err) != protocol.CodeUnreachable {
+			t.Fatalf("status of a stopped node: err = %v, want code unreachable", err)
+		}
+		if d := time.Since(start); d > a.cfg.Peer.Timeout.Duration+time.Second {
+			t.Fatalf("unreachable answer took %v, more than the peer timeout", d)
+		}
+		waitFor(t, 10*time.Second, "c reported failed", func() (bool, string) {
+			n, _ := nodeSeen(t, conn, c.name)
+			return n.Member == protocol.MemberFailed, string(n.Member)
+		})
+	}
+	// An action for it is refused the same way.
+	_, err = conn.Do(context.Background(), protocol.Action{Verb: "standby", Args: []string{c.name}}, nil)
+	if protocol.CodeOf(err) != protocol.CodeUnreachable {
+		t.Fatalf("standby of a stopped node: err = %v, want unreachable", err)
+	}
+}
+
+// rawSession speaks the protocol by hand, to send what a client never would.
+type rawSession struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialRaw(t *testing.T, path string) *rawSession {
+	t.Helper()
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &rawSession{t: t, c: c, r: bufio.NewReaderSize(c, 1<<20)}
+}
+
+func (s *rawSession) send(line string) {
+	s.t.Helper()
+	if _, err := s.c.Write([]byte(line + "\n")); err != nil {
+		s.t.Fatalf("writing: %v", err)
+	}
+}
+
+func (s *rawSession) recv() protocol.Envelope {
+	s.t.Helper()
+	s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := s.r.ReadBytes('\n')
+	if err != nil {
+		s.t.Fatalf("reading reply: %v", err)
+	}
+	var env protocol.Envelope
+	if err := json.Unmarshal(line, &env); err != nil {
+		s.t.Fatalf("reply is not an envelope: %q", line)
+	}
+	return env
+}
+
+func (s *rawSession) expectError(code protocol.Code) protocol.Error {
+	s.t.Helper()
+	env := s.recv()
+	if env.Type != protocol.TypeError {
+		s.t.Fatalf("got %s, want error %s", env.Type, code)
+	}
+	var pe protocol.Error
+	env.Decode(&pe)
+	if pe.Code != code {
+		s.t.Fatalf("got error %+v, want code %s", pe, code)
+	}
+	if pe.Message == "" || pe.Hint == "" {
+		s.t.Fatalf("error %s lacks a message or a hint: %+v", code, pe)
+	}
+	return pe
+}
+
+func TestBadInputGetsTypedErrorsAndTheSessionSurvives(t *testing.T) {
+	nodes := startCluster(t, 1)
+	s := dialRaw(t, nodes[0].socket())
+
+	s.send(`{"type":"status","id":1}`)
+	s.expectError(protocol.CodeNotHello)
+
+	s.send(`{"type":"hello","id":2,"body":{"versions":[1]}}`)
+	if env := s.recv(); env.Type != protocol.TypeWelcome || env.ID != 2 {
+		t.Fatalf("hello answered with %+v", env)
+	}
+
+	s.send(`this is not json at all`)
+	s.expectError(protocol.CodeBadRequest)
+
+	s.send(`{"type":"status","id":3,"body":{"node":42}}`)
+	if pe := s.expectError(protocol.CodeBadRequest); !strings.Contains(pe.Message, "status") {
+		t.Fatalf("bad body error does not name the message type: %+v", pe)
+	}
+
+	s.send(`{"type":"` + strings.Repeat("x", protocol.MaxLineBytes+10) + `"}`)
+	s.expectError(protocol.CodeTooLarge)
+
+	s.send(`{"type":"frobnicate","id":4}`)
+	if env := s.recv(); env.ID != 4 || env.Type != protocol.TypeError {
+		t.Fatalf("unknown type answered with %+v", env)
+	}
+
+	s.send(`{"type":"status","id":5,"body":{"node":"no-such-node"}}`)
+	s.expectError(protocol.CodeUnknownNode)
+
+	s.send(`{"type":"action","id":6,"body":{"verb":"standby","args":["no-such-node"]}}`)
+	env := s.recv()
+	var ref protocol.Refused
+	env.Decode(&ref)
+	if env.Type != protocol.TypeRefused || ref.Code != protocol.CodeUnknownNode {
+		t.Fatalf("standby of unknown node answered with %s %+v", env.Type, ref)
+	}
+
+	// After all that, the same session still works.
+	s.send(`{"type":"status","id":7}`)
+	if env := s.recv(); env.Type != protocol.TypeSnapshot || env.ID != 7 {
+		t.Fatalf("status after bad input answered with %s id %d", env.Type, env.ID)
+	}
+
+	// A wrong version is refused and the session ends; the agent lives on.
+	s2 := dialRaw(t, nodes[0].socket())
+	s2.send(`{"type":"hello","id":1,"body":{"versions":[99]}}`)
+	pe := s2.expectError(protocol.CodeUnsupportedVersion)
+	if !strings.Contains(pe.Message, "99") {
+		t.Fatalf("version error does not name the client's version: %+v", pe)
+	}
+	connect(t, nodes[0]) // still serving
+}
+
+func TestSocketIsGroupOnly(t *testing.T) {
+	nodes := startCluster(t, 1)
+	fi, err := os.Stat(nodes[0].socket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket mode %v, want a socket with 0660", fi.Mode())
+	}
+}
+
+func TestNoKeyNoStart(t *testing.T) {
+	cfg := testConfig(t, "lonely", "site1", nil)
+	cfg.Gossip.Keys = nil
+	_, err := New(cfg, Options{})
+	if !errors.Is(err, membership.ErrNoKey) {
+		t.Fatalf("start without key: err = %v, want ErrNoKey", err)
+	}
+	if !strings.Contains(err.Error(), "--insecure-dev") {
+		t.Fatalf("error does not say how to proceed: %v", err)
+	}
+	a, err := New(cfg, Options{Insecure: true})
+	if err != nil {
+		t.Fatalf("start with --insecure-dev: %v", err)
+	}
+	a.Kill()
+}
+
+func TestNodeWithoutKeyCannotJoin(t *testing.T) {
+	nodes := startCluster(t, 2)
+	intruder := testConfig(t, "intruder", "site1", []string{nodes[0].cfg.Gossip.Bind})
+	intruder.Gossip.Keys = nil
+	a, err := New(intruder, Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Kill()
+	if err := a.Join([]string{nodes[0].cfg.Gossip.Bind}); err == nil {
+		t.Fatalf("a node without the gossip key joined")
+	}
+	// And the keyed members never list it.
+	conn := connect(t, nodes[0])
+	waitFor(t, 5*time.Second, "two members", func() (bool, string) {
+		snap, err := conn.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return countAlive(snap) == 2, fmt.Sprint(countAlive(snap))
+	})
+	if _, ok := nodeSeen(t, conn, "intruder"); ok {
+		t.Fatalf("keyed agent lists the intruder")
+	}
+}

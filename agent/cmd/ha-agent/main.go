@@ -1,0 +1,88 @@
+// Command ha-agent is the hatui node agent: membership and failure
+// detection, the local protocol socket, and forwarding to other agents.
+//
+// Usage:
+//
+//	ha-agent [--config /etc/ha-agent/ha-agent.toml] [--insecure-dev]
+//	ha-agent check-config FILE
+//	ha-agent keygen
+//	ha-agent version
+package main
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/localapi"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 {
+		switch args[0] {
+		case "keygen":
+			k := make([]byte, 32)
+			if _, err := rand.Read(k); err != nil {
+				fmt.Fprintln(os.Stderr, "ha-agent: generating key:", err)
+				return 1
+			}
+			fmt.Println(base64.StdEncoding.EncodeToString(k))
+			return 0
+		case "version":
+			fmt.Println("ha-agent", localapi.AgentVersion)
+			return 0
+		case "check-config":
+			if len(args) != 2 {
+				fmt.Fprintln(os.Stderr, "usage: ha-agent check-config FILE")
+				return 2
+			}
+			if _, err := config.Load(args[1]); err != nil {
+				fmt.Fprintln(os.Stderr, "ha-agent:", err)
+				return 1
+			}
+			fmt.Println(args[1] + ": ok")
+			return 0
+		}
+	}
+	fs := flag.NewFlagSet("ha-agent", flag.ContinueOnError)
+	cfgPath := fs.String("config", "/etc/ha-agent/ha-agent.toml", "node configuration `file`")
+	insecure := fs.Bool("insecure-dev", false, "allow running without a gossip key (throwaway test setups only)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	logger := log.New(os.Stderr, "", log.LstdFlags)
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		logger.Printf("ha-agent: %v", err)
+		return 1
+	}
+	if *insecure {
+		logger.Printf("WARNING: --insecure-dev: gossip may run unencrypted and forwarding is off without a key")
+	}
+	a, err := agent.New(cfg, agent.Options{Insecure: *insecure, Logger: logger})
+	if err != nil {
+		logger.Printf("ha-agent: starting: %v", err)
+		return 1
+	}
+	logger.Printf("ha-agent %s: node %s of site %s, cluster %s; socket %s", localapi.AgentVersion, cfg.Node, cfg.Site, cfg.Cluster, cfg.Socket.Path)
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	logger.Printf("ha-agent: %v: leaving the cluster", s)
+	if err := a.Close(); err != nil {
+		logger.Printf("ha-agent: stopping: %v", err)
+		return 1
+	}
+	return 0
+}

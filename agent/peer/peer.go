@@ -1,0 +1,284 @@
+// Package peer is the agent-to-agent channel that carries forwarded
+// protocol sessions across the cluster network.
+//
+// The channel is the SSH transport (golang.org/x/crypto/ssh): encrypted,
+// with both ends authenticated by an Ed25519 key that every agent derives
+// from the deployment's gossip key with HKDF. Possession of the gossip key
+// is what makes a node a member, so it is also what lets a node speak for
+// the deployment; no second secret has to be distributed or rotated. Each
+// key in the keyring derives one accepted identity, so key rotation works
+// the same way as Serf's: install new, use new, remove old.
+//
+// Over an authenticated connection a peer opens one channel of type
+// [ChannelType] per forwarded session and speaks the ordinary protocol in it.
+// The listener refuses every other channel type and every global request.
+package peer
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/hkdf"
+	"golang.org/x/crypto/ssh"
+)
+
+// ChannelType names the SSH channel that carries one protocol session.
+const ChannelType = "hatui-protocol@hatui"
+
+// hkdfInfo binds derived keys to this use, so the same gossip key used
+// elsewhere can never yield the same key pair.
+const hkdfInfo = "hatui peer channel v1"
+
+// ErrNoKey is returned when there is no key to derive an identity from.
+var ErrNoKey = errors.New("peer channel needs a gossip key: without one it would be unauthenticated, so forwarding is off")
+
+// DeriveSigner derives the Ed25519 identity for one gossip key.
+func DeriveSigner(key []byte) (ssh.Signer, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, key, nil, []byte(hkdfInfo)), seed); err != nil {
+		return nil, fmt.Errorf("deriving peer key: %w", err)
+	}
+	s, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(seed))
+	if err != nil {
+		return nil, fmt.Errorf("building peer signer: %w", err)
+	}
+	return s, nil
+}
+
+// identity holds the signer for the primary key and every accepted public
+// key.
+type identity struct {
+	signer   ssh.Signer
+	accepted [][]byte
+}
+
+func newIdentity(keys [][]byte) (*identity, error) {
+	if len(keys) == 0 {
+		return nil, ErrNoKey
+	}
+	id := &identity{}
+	for i, k := range keys {
+		s, err := DeriveSigner(k)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			id.signer = s
+		}
+		id.accepted = append(id.accepted, s.PublicKey().Marshal())
+	}
+	return id, nil
+}
+
+func (id *identity) accepts(k ssh.PublicKey) bool {
+	b := k.Marshal()
+	for _, a := range id.accepted {
+		if bytes.Equal(a, b) {
+			return true
+		}
+	}
+	return false
+}
+
+// Server accepts peer connections and hands each protocol channel to a
+// handler.
+type Server struct {
+	ln     net.Listener
+	cfg    *ssh.ServerConfig
+	handle func(net.Conn)
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	done  bool
+}
+
+// Listen starts a peer listener on addr. handle is called in its own
+// goroutine for every accepted protocol channel and must close the conn.
+func Listen(addr string, keys [][]byte, handle func(net.Conn)) (*Server, error) {
+	id, err := newIdentity(keys)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &ssh.ServerConfig{
+		PublicKeyCallback: func(meta ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			if id.accepts(k) {
+				return &ssh.Permissions{}, nil
+			}
+			return nil, fmt.Errorf("peer %s offered a key not derived from this deployment's gossip keyring", meta.RemoteAddr())
+		},
+		MaxAuthTries:  2,
+		ServerVersion: "SSH-2.0-hatui-peer",
+	}
+	cfg.AddHostKey(id.signer)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for peers on %s: %w", addr, err)
+	}
+	s := &Server{ln: ln, cfg: cfg, handle: handle, conns: map[net.Conn]struct{}{}}
+	s.wg.Add(1)
+	go s.accept()
+	return s, nil
+}
+
+// Addr returns the listener's address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+func (s *Server) accept() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.done {
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serve(c)
+			s.mu.Lock()
+			delete(s.conns, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+func (s *Server) serve(c net.Conn) {
+	defer c.Close()
+	// An unauthenticated peer gets a few seconds to finish the handshake.
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	sc, chans, reqs, err := ssh.NewServerConn(c, s.cfg)
+	if err != nil {
+		return
+	}
+	defer sc.Close()
+	c.SetDeadline(time.Time{})
+	go ssh.DiscardRequests(reqs)
+	var wg sync.WaitGroup
+	for nc := range chans {
+		if nc.ChannelType() != ChannelType {
+			nc.Reject(ssh.UnknownChannelType, "only "+ChannelType+" channels are served")
+			continue
+		}
+		ch, creqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(creqs)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handle(&chanConn{Channel: ch, nc: c})
+		}()
+	}
+	wg.Wait()
+}
+
+// Close stops the listener and every open connection.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.done = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.wg.Wait()
+	return err
+}
+
+// Dialer opens protocol channels to other agents.
+type Dialer struct {
+	id *identity
+}
+
+// NewDialer returns a Dialer that authenticates with keys[0] and accepts a
+// server whose key derives from any of keys.
+func NewDialer(keys [][]byte) (*Dialer, error) {
+	id, err := newIdentity(keys)
+	if err != nil {
+		return nil, err
+	}
+	return &Dialer{id: id}, nil
+}
+
+// Dial connects to the peer at addr and opens one protocol channel. The
+// returned conn owns the whole SSH connection and closes it on Close.
+func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to peer %s: %w", addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	cfg := &ssh.ClientConfig{
+		User: "hatui-peer",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(d.id.signer)},
+		HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+			if d.id.accepts(k) {
+				return nil
+			}
+			return fmt.Errorf("peer %s is not part of this deployment: its key does not derive from our gossip keyring", addr)
+		},
+		HostKeyAlgorithms: []string{ssh.KeyAlgoED25519},
+	}
+	sc, chans, reqs, err := ssh.NewClientConn(c, addr, cfg)
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("authenticating peer %s: %w", addr, err)
+	}
+	go ssh.DiscardRequests(reqs)
+	go func() {
+		for nc := range chans {
+			nc.Reject(ssh.Prohibited, "peers do not open channels back")
+		}
+	}()
+	ch, creqs, err := sc.OpenChannel(ChannelType, nil)
+	if err != nil {
+		sc.Close()
+		return nil, fmt.Errorf("opening protocol channel to peer %s: %w", addr, err)
+	}
+	go ssh.DiscardRequests(creqs)
+	c.SetDeadline(time.Time{})
+	return &chanConn{Channel: ch, nc: c, closer: sc}, nil
+}
+
+// chanConn presents an SSH channel as a net.Conn. Deadlines apply to the
+// underlying TCP connection, which is enough to bound a forwarded request.
+type chanConn struct {
+	ssh.Channel
+	nc     net.Conn
+	closer io.Closer // the client's SSH connection, closed with the channel
+}
+
+func (c *chanConn) Close() error {
+	err := c.Channel.Close()
+	if c.closer != nil {
+		c.closer.Close()
+	}
+	return err
+}
+func (c *chanConn) LocalAddr() net.Addr                { return c.nc.LocalAddr() }
+func (c *chanConn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
+func (c *chanConn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
+func (c *chanConn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
+func (c *chanConn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }

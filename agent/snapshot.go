@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hatui/hatui/agent/membership"
+	"github.com/hatui/hatui/protocol"
+)
+
+// Snapshot implements localapi.Backend: the deployment as this agent sees it.
+func (a *Agent) Snapshot() *protocol.Snapshot {
+	a.mu.Lock()
+	lastChange := a.change
+	a.mu.Unlock()
+	snap := &protocol.Snapshot{
+		Deployment: a.cfg.Deployment,
+		From:       a.cfg.Node,
+		Time:       time.Now().UTC(),
+		Events:     a.events.recent(50),
+	}
+	type key struct{ site, cluster string }
+	clusters := map[key]*protocol.Cluster{}
+	for _, m := range a.members() {
+		n := nodeFromMember(m)
+		k := key{n.Site, n.Cluster}
+		c := clusters[k]
+		if c == nil {
+			c = &protocol.Cluster{Name: n.Cluster, Site: n.Site, LastChange: lastChange.UTC()}
+			clusters[k] = c
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	sites := map[string]*protocol.Site{}
+	for k, c := range clusters {
+		c.Quorum = quorumOf(c.Nodes)
+		s := sites[k.site]
+		if s == nil {
+			s = &protocol.Site{Name: k.site, Arbitrator: true}
+			sites[k.site] = s
+		}
+		for _, n := range c.Nodes {
+			if n.Role != "arbitrator" {
+				s.Arbitrator = false
+			}
+		}
+		s.Clusters = append(s.Clusters, *c)
+	}
+	for _, s := range sites {
+		sort.Slice(s.Clusters, func(i, j int) bool { return s.Clusters[i].Name < s.Clusters[j].Name })
+		snap.Sites = append(snap.Sites, *s)
+	}
+	sort.Slice(snap.Sites, func(i, j int) bool { return snap.Sites[i].Name < snap.Sites[j].Name })
+	return snap
+}
+
+// members returns the pool's members of this deployment, sorted by name.
+func (a *Agent) members() []membership.Member {
+	var out []membership.Member
+	for _, m := range a.pool.Members() {
+		if m.Tags[tagDeployment] == a.cfg.Deployment {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// member finds a node of this deployment by name.
+func (a *Agent) member(name string) (membership.Member, error) {
+	for _, m := range a.members() {
+		if m.Name == name {
+			return m, nil
+		}
+	}
+	return membership.Member{}, protocol.Errorf(protocol.CodeUnknownNode, "run 'status' to list the nodes",
+		"no node named %q in deployment %s", name, a.cfg.Deployment)
+}
+
+func nodeFromMember(m membership.Member) protocol.Node {
+	n := protocol.Node{
+		Name:        m.Name,
+		Site:        m.Tags[tagSite],
+		Cluster:     m.Tags[tagCluster],
+		Role:        m.Tags[tagRole],
+		Addr:        m.Addr,
+		Member:      m.Status,
+		Standby:     m.Tags[tagStandby] == "1",
+		Maintenance: m.Tags[tagMaint] == "1",
+		Version:     m.Tags[tagVersion],
+		Since:       m.Since.UTC(),
+		Links: []protocol.Link{{
+			Peer: m.Name, Path: "serf", Up: m.Status == protocol.MemberAlive,
+		}},
+	}
+	n.State = protocol.DeriveState(n.Member, n.Standby, n.Maintenance, n.Unclean)
+	return n
+}
+
+// quorumOf counts a cluster's voters. Until failover adds witnesses and
+// fencing, every node is a voter and two voters are a shown risk.
+func quorumOf(nodes []protocol.Node) protocol.Quorum {
+	q := protocol.Quorum{}
+	for _, n := range nodes {
+		if n.Member == protocol.MemberLeft {
+			continue
+		}
+		q.Voters++
+		if n.Member == protocol.MemberAlive {
+			q.Present++
+		}
+	}
+	q.HasQuorum = q.Present*2 > q.Voters
+	if q.Voters == 2 {
+		q.Risks = append(q.Risks, "two nodes without witness: a network blip shorter than failure detection can look like a failure (split-brain risk)")
+	}
+	if !q.HasQuorum && q.Voters > 0 {
+		q.Risks = append(q.Risks, fmt.Sprintf("no quorum: %d of %d voters present", q.Present, q.Voters))
+	}
+	return q
+}

@@ -1,0 +1,275 @@
+package protocol
+
+import "time"
+
+// Snapshot is the state of a deployment as one agent sees it, shaped
+// deployment → sites → clusters → nodes. Places that later parts fill
+// (groups, databases, switches, geo) are typed now so that a console built
+// against this version can show them when they appear.
+type Snapshot struct {
+	Deployment string    `json:"deployment"`
+	From       string    `json:"from"` // the node whose agent answered
+	Time       time.Time `json:"time"`
+	Sites      []Site    `json:"sites"`
+	Geo        *Geo      `json:"geo,omitempty"`
+	// Events is the agent's recent event log, oldest first.
+	Events []Event `json:"events,omitempty"`
+}
+
+// Site is one location: a data centre, or the arbitrator's third site.
+type Site struct {
+	Name       string    `json:"name"`
+	Arbitrator bool      `json:"arbitrator,omitempty"`
+	Clusters   []Cluster `json:"clusters"`
+}
+
+// Cluster is a local cluster: nodes that fail over for each other.
+type Cluster struct {
+	Name  string `json:"name"`
+	Site  string `json:"site"`
+	Nodes []Node `json:"nodes"`
+	// Quorum says whether the cluster can decide on its own, and the risk
+	// when it cannot (two nodes without fencing or witness).
+	Quorum    Quorum     `json:"quorum"`
+	Groups    []Group    `json:"groups,omitempty"`
+	Failed    []Failure  `json:"failed_actions,omitempty"`
+	Databases []Database `json:"databases,omitempty"`
+	Switches  []Switch   `json:"switches,omitempty"`
+	// LastChange is when the membership or a flag last changed.
+	LastChange time.Time `json:"last_change,omitempty"`
+}
+
+// Quorum describes the voters of a cluster.
+type Quorum struct {
+	Voters    int  `json:"voters"`  // configured voters: nodes plus witness
+	Present   int  `json:"present"` // voters alive now
+	HasQuorum bool `json:"has_quorum"`
+	// Risks are plain sentences an operator must see, such as
+	// "two nodes without fencing or witness: a network blip can cause split brain".
+	Risks []string `json:"risks,omitempty"`
+}
+
+// Membership is what failure detection says of a node.
+type Membership string
+
+// Membership values.
+const (
+	MemberAlive   Membership = "alive"
+	MemberFailed  Membership = "failed"
+	MemberLeft    Membership = "left"
+	MemberLeaving Membership = "leaving"
+	MemberUnknown Membership = "unknown" // configured but never seen
+)
+
+// NodeState is the single word crm_mon would show for a node.
+type NodeState string
+
+// Node states, as crm_mon spells them: upper case is trouble.
+const (
+	StateOnline      NodeState = "online"
+	StateStandby     NodeState = "standby"
+	StateMaintenance NodeState = "maintenance"
+	StateOffline     NodeState = "OFFLINE"
+	StateUnclean     NodeState = "UNCLEAN"
+)
+
+// Node is one machine running ha-agent.
+type Node struct {
+	Name    string     `json:"name"`
+	Site    string     `json:"site"`
+	Cluster string     `json:"cluster"`
+	Role    string     `json:"role,omitempty"` // e.g. "pbx", "witness", "arbitrator"
+	Addr    string     `json:"addr,omitempty"`
+	Member  Membership `json:"member"`
+	State   NodeState  `json:"state"`
+	Standby bool       `json:"standby"`
+	// Maintenance means the node's resources are unmanaged: nothing is
+	// started or stopped on it.
+	Maintenance bool `json:"maintenance"`
+	// Unclean means the node failed while it may still hold resources and
+	// has not been verifiably fenced.
+	Unclean bool              `json:"unclean,omitempty"`
+	Version string            `json:"version,omitempty"`
+	Links   []Link            `json:"links,omitempty"`
+	Tags    map[string]string `json:"tags,omitempty"`
+	Since   time.Time         `json:"since,omitempty"` // when Member last changed
+}
+
+// DeriveState computes crm_mon's word for a node from its parts.
+func DeriveState(m Membership, standby, maintenance, unclean bool) NodeState {
+	switch {
+	case m != MemberAlive && unclean:
+		return StateUnclean
+	case m != MemberAlive:
+		return StateOffline
+	case maintenance:
+		return StateMaintenance
+	case standby:
+		return StateStandby
+	}
+	return StateOnline
+}
+
+// Link is one heartbeat path to a peer (edgeBOX link diagnostics).
+type Link struct {
+	Peer     string        `json:"peer"`
+	Path     string        `json:"path"` // "serf", "serial", "nic"
+	Up       bool          `json:"up"`
+	LastSeen time.Time     `json:"last_seen,omitempty"`
+	RTT      time.Duration `json:"rtt_ns,omitempty"`
+	Detail   string        `json:"detail,omitempty"`
+}
+
+// Group is a service group: resources that run together on one node.
+type Group struct {
+	Name      string     `json:"name"`
+	Active    string     `json:"active,omitempty"` // node holding the group, "" if none
+	State     string     `json:"state"`            // "started", "stopped", "starting", "stopping", "failed", "unmanaged"
+	Resources []Resource `json:"resources,omitempty"`
+	Reason    string     `json:"reason,omitempty"` // why it is in its state, when not started
+}
+
+// Resource is one part of a group (virtual IP, service, database...).
+type Resource struct {
+	Name      string  `json:"name"`
+	Type      string  `json:"type"`
+	Node      string  `json:"node,omitempty"`
+	State     string  `json:"state"`
+	FailCount int     `json:"fail_count,omitempty"`
+	Checks    []Check `json:"checks,omitempty"`
+}
+
+// Check is the last result of a health check.
+type Check struct {
+	Name   string    `json:"name"`
+	Kind   string    `json:"kind"`  // "process", "tcp", "sip", "http", "sql", "exec"
+	Class  string    `json:"class"` // "minor", "major", "fatal"
+	OK     bool      `json:"ok"`
+	Fails  int       `json:"fails,omitempty"`
+	Output string    `json:"output,omitempty"`
+	At     time.Time `json:"at,omitempty"`
+}
+
+// Failure is a failed action, as crm_mon lists them.
+type Failure struct {
+	Resource string    `json:"resource"`
+	Node     string    `json:"node"`
+	Op       string    `json:"op"`
+	Reason   string    `json:"reason"`
+	At       time.Time `json:"at"`
+}
+
+// Geo is the geo manager's view: the ticket, the dead man's timer, the sites.
+type Geo struct {
+	Mode    string     `json:"mode"` // "auto" or "manual"
+	Ticket  Ticket     `json:"ticket"`
+	Pending *Failover  `json:"pending,omitempty"`
+	Sites   []GeoSite  `json:"sites"`
+	Leader  string     `json:"leader,omitempty"`
+	History []Failover `json:"history,omitempty"`
+}
+
+// Ticket says which site should provide service.
+type Ticket struct {
+	Name        string    `json:"name"`
+	Holder      string    `json:"holder,omitempty"`
+	Term        uint64    `json:"term"`
+	LeaseExpiry time.Time `json:"lease_expiry,omitempty"`
+}
+
+// Failover is a geo failover, pending or done. Its timer is the dead man's
+// switch: at Expires the failover happens unless confirmed or aborted.
+type Failover struct {
+	From    string    `json:"from"`
+	To      string    `json:"to"`
+	Started time.Time `json:"started"`
+	Expires time.Time `json:"expires"`
+	State   string    `json:"state"` // "pending", "confirmed", "aborted", "expired"
+	By      string    `json:"by,omitempty"`
+}
+
+// GeoSite is one site from the geo manager's point of view.
+type GeoSite struct {
+	Name        string `json:"name"`
+	Arbitrator  bool   `json:"arbitrator,omitempty"`
+	Reachable   bool   `json:"reachable"`
+	GeoRole     string `json:"geo_role"`     // what the ticket says: "primary", "backup"
+	ServiceRole string `json:"service_role"` // what the site does: "serving", "standby"
+}
+
+// Database is one PostgreSQL instance.
+type Database struct {
+	Node       string    `json:"node"`
+	Role       string    `json:"role"` // "master", "standby", "geo-standby", "down"
+	Timeline   int       `json:"timeline,omitempty"`
+	SystemID   string    `json:"system_id,omitempty"`
+	LSN        string    `json:"lsn,omitempty"`
+	Upstream   string    `json:"upstream,omitempty"`
+	LagBytes   int64     `json:"lag_bytes"`
+	LagSeconds *float64  `json:"lag_seconds,omitempty"` // nil when idle or unknown
+	Slot       string    `json:"slot,omitempty"`
+	Streaming  bool      `json:"streaming"`
+	Healthy    bool      `json:"healthy"`
+	Health     string    `json:"health,omitempty"`
+	Reseed     *Progress `json:"reseed,omitempty"`
+}
+
+// Switch is a line switch or a power switch.
+type Switch struct {
+	Name      string   `json:"name"`
+	Kind      string   `json:"kind"` // "line" or "power"
+	Driver    string   `json:"driver"`
+	Position  string   `json:"position,omitempty"` // line switch: the node the lines go to
+	Verified  bool     `json:"verified"`
+	Reachable bool     `json:"reachable"`
+	Outlets   []Outlet `json:"outlets,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// Outlet is one socket of a power switch.
+type Outlet struct {
+	Name     string `json:"name"`
+	Node     string `json:"node,omitempty"`
+	On       bool   `json:"on"`
+	Verified bool   `json:"verified"`
+}
+
+// Severity grades an event.
+type Severity string
+
+// Severities.
+const (
+	SevInfo     Severity = "info"
+	SevWarning  Severity = "warning"
+	SevCritical Severity = "critical"
+)
+
+// Event is one line of the event log.
+type Event struct {
+	Time     time.Time `json:"time"`
+	Node     string    `json:"node,omitempty"`
+	Kind     string    `json:"kind"` // e.g. "member", "standby", "action", "failover"
+	Severity Severity  `json:"severity"`
+	Message  string    `json:"message"`
+}
+
+// FindNode returns the node with the given name and whether it exists.
+func (s *Snapshot) FindNode(name string) (Node, bool) {
+	for _, n := range s.Nodes() {
+		if n.Name == name {
+			return n, true
+		}
+	}
+	return Node{}, false
+}
+
+// Nodes returns every node of the snapshot in site, cluster, name order.
+func (s *Snapshot) Nodes() []Node {
+	var out []Node
+	for _, site := range s.Sites {
+		for _, c := range site.Clusters {
+			out = append(out, c.Nodes...)
+		}
+	}
+	return out
+}
