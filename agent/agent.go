@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/hatui/hatui/agent/audit"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/localapi"
@@ -48,6 +50,9 @@ type Options struct {
 	Insecure bool
 	// Logger receives the agent's log; nil discards it.
 	Logger *log.Logger
+	// WrapGossip, when set, wraps the gossip transport (the demo cuts
+	// sites apart with it).
+	WrapGossip func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 	// NoSocket skips the Unix socket (the demo talks in-process).
 	NoSocket bool
 }
@@ -133,8 +138,9 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 			GossipInterval: g.GossipInterval.Duration, SuspicionMult: g.SuspicionMult,
 			ReconnectInterval: g.ReconnectInterval.Duration, TCPTimeout: g.TCPTimeout.Duration,
 		},
-		Logger:   logger,
-		OnChange: a.onMember,
+		Logger:        logger,
+		OnChange:      a.onMember,
+		WrapTransport: o.WrapGossip,
 	})
 	if err != nil {
 		return nil, err

@@ -60,6 +60,9 @@ type Options struct {
 	Timings  Timings
 	// Logger receives Serf's and memberlist's logs; nil discards them.
 	Logger *log.Logger
+	// WrapTransport, when set, wraps the UDP/TCP transport; the demo uses
+	// it to cut sites apart (see package partition).
+	WrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 	// OnChange is called (from the pool's own goroutine, never under a
 	// lock) after each membership or tag change, with what happened.
 	OnChange func(Change)
@@ -142,6 +145,16 @@ func Start(o Options) (*Pool, error) {
 		mc.GossipVerifyOutgoing = true
 	}
 
+	if o.WrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{host}, BindPort: port, Logger: logger(o.Logger),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("starting gossip on %s: %w", o.BindAddr, err)
+		}
+		mc.Transport = o.WrapTransport(nt)
+	}
+
 	sc := serf.DefaultConfig()
 	sc.NodeName = o.Name
 	sc.MemberlistConfig = mc
@@ -152,12 +165,8 @@ func Start(o Options) (*Pool, error) {
 	sc.QuiescentPeriod = 0
 	sc.UserCoalescePeriod = 0
 	sc.EnableNameConflictResolution = true
-	logger := o.Logger
-	if logger == nil {
-		logger = log.New(io.Discard, "", 0)
-	}
-	sc.Logger = logger
-	mc.Logger = logger
+	sc.Logger = logger(o.Logger)
+	mc.Logger = sc.Logger
 
 	p := &Pool{
 		events:   make(chan serf.Event, 1024),
@@ -174,6 +183,13 @@ func Start(o Options) (*Pool, error) {
 	p.serf = s
 	go p.loop()
 	return p, nil
+}
+
+func logger(l *log.Logger) *log.Logger {
+	if l == nil {
+		return log.New(io.Discard, "", 0)
+	}
+	return l
 }
 
 // loop drains Serf's events at once so that Serf never blocks on us.

@@ -1,0 +1,197 @@
+// Package cli runs one console verb without a terminal: `hatui --exec`.
+// It prints plain text or stable JSON and turns the outcome into an exit
+// code a script can act on.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hatui/hatui/console/verb"
+	"github.com/hatui/hatui/protocol"
+)
+
+// Exit codes, documented in README.md.
+const (
+	ExitOK          = 0 // success
+	ExitFailed      = 1 // the action was tried and did not succeed
+	ExitRefused     = 2 // refused, or a usage error
+	ExitUnreachable = 3 // no agent answered
+)
+
+// ExitCode maps an error to the exit code a script sees.
+func ExitCode(err error) int {
+	switch protocol.CodeOf(err) {
+	case "":
+		return ExitOK
+	case protocol.CodeUnreachable:
+		return ExitUnreachable
+	case protocol.CodeFailed, protocol.CodeInternal, protocol.CodeBusy:
+		return ExitFailed
+	}
+	return ExitRefused
+}
+
+// Runner runs verbs.
+type Runner struct {
+	Table  *verb.Table
+	JSON   bool
+	Out    io.Writer // results
+	Err    io.Writer // progress and errors in text mode
+	Do     func(ctx context.Context, a protocol.Action, progress func(protocol.Progress)) (protocol.Result, error)
+	Status func(ctx context.Context, node string) (*protocol.Snapshot, error)
+}
+
+// errorJSON is the stable JSON shape of a failure.
+type errorJSON struct {
+	OK    bool            `json:"ok"`
+	Error *protocol.Error `json:"error"`
+}
+
+// Run parses and runs one command line and returns the exit code.
+func (r *Runner) Run(ctx context.Context, line string) int {
+	cmd, err := r.Table.Parse(line)
+	if err != nil {
+		return r.Fail(err)
+	}
+	switch cmd.Verb.Name {
+	case "help":
+		fmt.Fprint(r.Out, r.Table.Help())
+		return ExitOK
+	case "status":
+		node := ""
+		if len(cmd.Action.Args) > 0 {
+			node = cmd.Action.Args[0]
+		}
+		snap, err := r.Status(ctx, node)
+		if err != nil {
+			return r.Fail(err)
+		}
+		if r.JSON {
+			return r.json(snap)
+		}
+		WriteStatus(r.Out, snap)
+		return ExitOK
+	}
+	res, err := r.Do(ctx, cmd.Action, func(p protocol.Progress) {
+		if !r.JSON {
+			if p.Percent >= 0 {
+				fmt.Fprintf(r.Err, "%s: %s (%.0f%%)\n", p.Step, p.Message, p.Percent)
+			} else {
+				fmt.Fprintf(r.Err, "%s: %s\n", p.Step, p.Message)
+			}
+		}
+	})
+	if err != nil {
+		if res.Error == nil {
+			return r.Fail(err)
+		}
+	}
+	if r.JSON {
+		r.json(res)
+		return ExitCode(err)
+	}
+	if err != nil {
+		return r.Fail(err)
+	}
+	fmt.Fprintln(r.Out, res.Message)
+	return ExitOK
+}
+
+func (r *Runner) json(v any) int {
+	enc := json.NewEncoder(r.Out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintln(r.Err, "hatui: writing JSON:", err)
+		return ExitFailed
+	}
+	return ExitOK
+}
+
+// Fail reports err as the command's outcome and returns its exit code.
+func (r *Runner) Fail(err error) int {
+	pe := protocol.AsError(err)
+	if r.JSON {
+		r.json(errorJSON{OK: false, Error: pe})
+	} else {
+		fmt.Fprintf(r.Err, "hatui: %s\n", pe.Message)
+		if pe.Hint != "" {
+			fmt.Fprintf(r.Err, "hint: %s\n", pe.Hint)
+		}
+	}
+	return ExitCode(err)
+}
+
+// WriteStatus prints a snapshot as plain text in crm_mon's spirit: a
+// summary, then every site, cluster and node with its state word.
+func WriteStatus(w io.Writer, s *protocol.Snapshot) {
+	nodes := s.Nodes()
+	online := 0
+	for _, n := range nodes {
+		if n.Member == protocol.MemberAlive {
+			online++
+		}
+	}
+	fmt.Fprintf(w, "Deployment %s: %d nodes configured, %d online (answered by %s at %s)\n",
+		s.Deployment, len(nodes), online, s.From, s.Time.Local().Format(time.TimeOnly))
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	for _, site := range s.Sites {
+		kind := ""
+		if site.Arbitrator {
+			kind = " (arbitrator)"
+		}
+		fmt.Fprintf(tw, "\nSite %s%s\n", site.Name, kind)
+		for _, c := range site.Clusters {
+			q := "quorum"
+			if !c.Quorum.HasQuorum {
+				q = "NO QUORUM"
+			}
+			fmt.Fprintf(tw, "  Cluster %s: %d/%d voters, %s\n", c.Name, c.Quorum.Present, c.Quorum.Voters, q)
+			for _, r := range c.Quorum.Risks {
+				fmt.Fprintf(tw, "    RISK: %s\n", r)
+			}
+			ns := append([]protocol.Node(nil), c.Nodes...)
+			sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
+			for _, n := range ns {
+				fmt.Fprintf(tw, "    %s\t%s\t%s\n", n.Name, n.State, n.Role)
+			}
+			for _, g := range c.Groups {
+				fmt.Fprintf(tw, "    group %s\t%s\ton %s\n", g.Name, g.State, orDash(g.Active))
+			}
+			for _, f := range c.Failed {
+				fmt.Fprintf(tw, "    FAILED %s %s on %s: %s\n", f.Resource, f.Op, f.Node, f.Reason)
+			}
+		}
+	}
+	tw.Flush()
+	if g := s.Geo; g != nil {
+		fmt.Fprintf(w, "\nGeo ticket %s: holder %s, term %d, mode %s\n", g.Ticket.Name, orDash(g.Ticket.Holder), g.Ticket.Term, g.Mode)
+		if p := g.Pending; p != nil {
+			fmt.Fprintf(w, "  PENDING failover %s -> %s: %s left (expires %s)\n", p.From, p.To,
+				time.Until(p.Expires).Round(time.Second), p.Expires.Local().Format(time.TimeOnly))
+		}
+	}
+	if len(s.Events) > 0 {
+		fmt.Fprintln(w, "\nRecent events")
+		evs := s.Events
+		if len(evs) > 10 {
+			evs = evs[len(evs)-10:]
+		}
+		for _, e := range evs {
+			fmt.Fprintf(w, "  %s %-8s %s\n", e.Time.Local().Format(time.TimeOnly), e.Severity, strings.TrimSpace(e.Message))
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
