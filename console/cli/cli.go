@@ -40,8 +40,11 @@ func ExitCode(err error) int {
 
 // Runner runs verbs.
 type Runner struct {
-	Table  *verb.Table
-	JSON   bool
+	Table *verb.Table
+	JSON  bool
+	// Yes is the script's confirmation of an irreversible verb (promote,
+	// reseed, fence, geo confirm...), which a terminal would ask for.
+	Yes    bool
 	Out    io.Writer // results
 	Err    io.Writer // progress and errors in text mode
 	Do     func(ctx context.Context, a protocol.Action, progress func(protocol.Progress)) (protocol.Result, error)
@@ -78,6 +81,11 @@ func (r *Runner) Run(ctx context.Context, line string) int {
 		}
 		WriteStatus(r.Out, snap)
 		return ExitOK
+	}
+	if cmd.Irreversible() && !r.Yes {
+		return r.Fail(protocol.Errorf(protocol.CodeRefused,
+			fmt.Sprintf("check the target, then run again with --yes: hatui --exec '%s' --yes", line),
+			"%s cannot be undone and was not confirmed", cmd.Verb.Name))
 	}
 	res, err := r.Do(ctx, cmd.Action, func(p protocol.Progress) {
 		if !r.JSON {

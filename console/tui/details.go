@@ -1,0 +1,416 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/progress"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+	"github.com/charmbracelet/x/ansi"
+
+	"github.com/hatui/hatui/protocol"
+)
+
+// detailPane shows what sits on the nodes: the geo ticket and its dead
+// man's timer, the selected node's links, and per cluster the service
+// groups, failed actions, databases and switches. Sections that the
+// snapshot does not carry take no room.
+type detailPane struct {
+	env    *env
+	nav    navKeys
+	w, h   int
+	focus  bool
+	offset int
+	bar    progress.Model
+
+	// The content is rebuilt only when its inputs change. The cluster
+	// sections (most of it, in a big deployment) change with the snapshot;
+	// the geo countdown and the selected node change with the clock and
+	// the cursor, at most once a second.
+	cache     []string
+	cacheKey  detailKey
+	static    []string
+	staticKey detailKey
+}
+
+type detailKey struct {
+	snap *protocol.Snapshot
+	node string
+	w    int
+	sec  int64
+}
+
+func newDetailPane(e *env) *detailPane {
+	p := &detailPane{env: e, nav: newNavKeys("last")}
+	p.bar = progress.New(progress.WithoutPercentage(),
+		progress.WithFillCharacters(progress.DefaultFullCharFullBlock, progress.DefaultEmptyCharBlock))
+	if e.st.noColor {
+		p.bar.FullColor, p.bar.EmptyColor = lipgloss.NoColor{}, lipgloss.NoColor{}
+	}
+	return p
+}
+
+// SetSize gives the pane its area, title line included.
+func (p *detailPane) SetSize(w, h int) { p.w, p.h = w, h }
+
+func (p *detailPane) Focus() { p.focus = true }
+func (p *detailPane) Blur()  { p.focus = false }
+
+// Update scrolls the pane.
+func (p *detailPane) Update(msg tea.Msg) tea.Cmd {
+	k, ok := msg.(tea.KeyPressMsg)
+	if !ok {
+		return nil
+	}
+	lines := p.content()
+	maxOff := max(0, len(lines)-(p.h-1))
+	if pos, moved := p.nav.move(k, p.offset, maxOff+1, p.h-2); moved {
+		p.offset = pos
+	}
+	return nil
+}
+
+// ShortHelp is the footer's list for this pane.
+func (p *detailPane) ShortHelp() []key.Binding { return bindings(&p.nav.up, &p.nav.down) }
+
+// FullHelp lists every binding of the pane.
+func (p *detailPane) FullHelp() [][]key.Binding { return [][]key.Binding{bindings(p.nav.all()...)} }
+
+func (p *detailPane) helpGroups() []helpGroup { return []helpGroup{{"Scroll", p.nav.all()}} }
+
+// View renders the pane: a title line, then the visible part of the content.
+func (p *detailPane) View() string {
+	lines := p.content()
+	body := p.h - 1
+	p.offset = max(0, min(p.offset, len(lines)-body))
+	title := "Resources"
+	if len(lines) > body && body > 0 {
+		title += fmt.Sprintf(" · %d–%d of %d", p.offset+1, min(p.offset+body, len(lines)), len(lines))
+	}
+	out := make([]string, 0, p.h)
+	out = append(out, p.env.st.rule(title, p.w, p.focus))
+	end := min(len(lines), p.offset+max(body, 0))
+	out = append(out, lines[p.offset:end]...)
+	return strings.Join(block(out, p.w, p.h), "\n")
+}
+
+func (p *detailPane) content() []string {
+	snap := p.env.snap()
+	now := p.env.now()
+	sel, _ := p.env.selected()
+	k := detailKey{snap: snap, node: sel.Name, w: p.w, sec: now.Unix()}
+	if p.cache != nil && k == p.cacheKey {
+		return p.cache
+	}
+	if sk := (detailKey{snap: snap, w: p.w}); p.static == nil || sk != p.staticKey {
+		p.static, p.staticKey = p.clusters(snap, now), sk
+	}
+	p.cache, p.cacheKey = p.build(snap, sel, now), k
+	return p.cache
+}
+
+func (p *detailPane) build(snap *protocol.Snapshot, sel protocol.Node, now time.Time) []string {
+	if snap == nil {
+		return []string{p.env.st.dim.Render("no snapshot yet")}
+	}
+	var out []string
+	if snap.Geo != nil {
+		out = append(out, p.geo(snap.Geo, now)...)
+	}
+	if sel.Name != "" {
+		out = append(out, p.node(sel, now)...)
+	}
+	return append(out, p.static...)
+}
+
+// clusters renders every cluster's groups, failed actions, databases and
+// switches.
+func (p *detailPane) clusters(snap *protocol.Snapshot, now time.Time) []string {
+	st := p.env.st
+	if snap == nil {
+		return []string{}
+	}
+	out := []string{}
+	shown := false
+	for _, site := range snap.Sites {
+		for i := range site.Clusters {
+			c := &site.Clusters[i]
+			if len(c.Groups)+len(c.Failed)+len(c.Databases)+len(c.Switches) == 0 {
+				continue
+			}
+			shown = true
+			out = append(out, p.cluster(site.Name, c, now)...)
+		}
+	}
+	if !shown {
+		out = append(out, st.dim.Render("no groups, databases or switches reported"))
+	}
+	return out
+}
+
+func (p *detailPane) section(title, rest string) string {
+	s := p.env.st.header.Render(title)
+	if rest != "" {
+		s += " " + rest
+	}
+	return s
+}
+
+func (p *detailPane) geo(g *protocol.Geo, now time.Time) []string {
+	st := p.env.st
+	holder := g.Ticket.Holder
+	if holder == "" {
+		holder = st.bad.Render("NOBODY")
+	}
+	head := fmt.Sprintf("ticket %s → %s · term %d · mode %s", g.Ticket.Name, holder, g.Ticket.Term, g.Mode)
+	if g.Leader != "" {
+		head += " · leader " + g.Leader
+	}
+	out := []string{p.section("GEO", head)}
+	if f := g.Pending; f != nil {
+		left := f.Expires.Sub(now)
+		line := "  " + st.loud.Render("PENDING FAILOVER") + fmt.Sprintf(" %s → %s", f.From, f.To)
+		switch {
+		case f.State != "" && f.State != "pending":
+			line += " · " + f.State
+		case left <= 0:
+			line += " · dead man's switch " + st.loud.Render("EXPIRED") + ": failing over"
+		default:
+			line += " · " + st.loud.Render(countdown(left)) + " left · at " + clock(f.Expires, now)
+		}
+		out = append(out, line)
+	}
+	// Sites on one line when they fit, one per line when they do not.
+	var sites []string
+	for _, s := range g.Sites {
+		w := s.Name + " "
+		if s.Arbitrator {
+			w += "arbitrator"
+		} else {
+			w += s.GeoRole + "/" + s.ServiceRole
+		}
+		if !s.Reachable {
+			w += " " + st.bad.Render("UNREACHABLE")
+		}
+		sites = append(sites, w)
+	}
+	if line := "  " + strings.Join(sites, st.dim.Render(" · ")); ansi.StringWidth(line) <= p.w {
+		out = append(out, line)
+	} else {
+		for _, s := range sites {
+			out = append(out, "  "+s)
+		}
+	}
+	return out
+}
+
+func (p *detailPane) node(n protocol.Node, now time.Time) []string {
+	st := p.env.st
+	head := st.nodeState(n.State)
+	if n.Role != "" {
+		head += " · " + n.Role
+	}
+	head += fmt.Sprintf(" · %s", n.Member)
+	if !n.Since.IsZero() {
+		head += " since " + clock(n.Since, now)
+	}
+	if n.Unclean {
+		head += " · " + st.bad.Render("UNCLEAN: not verifiably fenced")
+	}
+	out := []string{p.section("NODE "+n.Name, head)}
+	var facts []string
+	if n.Addr != "" {
+		facts = append(facts, n.Addr)
+	}
+	if n.Version != "" {
+		facts = append(facts, "agent "+n.Version)
+	}
+	if n.Maintenance {
+		facts = append(facts, st.info.Render("resources unmanaged"))
+	}
+	if len(facts) > 0 {
+		out = append(out, "  "+strings.Join(facts, " · "))
+	}
+	for _, l := range n.Links {
+		s := "  link " + fit(l.Peer, 8) + " " + fit(l.Path, 6) + " "
+		if l.Up {
+			s += st.ok.Render("up")
+			if l.RTT > 0 {
+				s += " " + l.RTT.Round(10*time.Microsecond).String()
+			}
+		} else {
+			s += st.bad.Render("DOWN")
+			if !l.LastSeen.IsZero() {
+				s += " last seen " + ago(l.LastSeen, now)
+			}
+		}
+		if l.Detail != "" {
+			s += " " + st.dim.Render(l.Detail)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (p *detailPane) cluster(site string, c *protocol.Cluster, now time.Time) []string {
+	st := p.env.st
+	name := site
+	if c.Name != "" && c.Name != site {
+		name += " · " + c.Name
+	}
+	out := []string{p.section(strings.ToUpper(name), "")}
+	for _, g := range c.Groups {
+		line := "  group " + st.bold.Render(g.Name) + " " + p.resState(g.State)
+		if g.Active != "" {
+			line += " on " + g.Active
+		}
+		if g.Reason != "" {
+			line += " " + st.dim.Render("("+g.Reason+")")
+		}
+		out = append(out, line)
+		for _, r := range g.Resources {
+			line := "    " + fit(r.Name, 12) + " " + st.dim.Render(fit(r.Type, 10)) + " " + fit(r.Node, 8) + " " + p.resState(r.State)
+			if r.FailCount > 0 {
+				line += " " + st.warn.Render(fmt.Sprintf("fail-count %d", r.FailCount))
+			}
+			for _, ch := range r.Checks {
+				if !ch.OK {
+					line += " " + st.bad.Render("check "+ch.Name+" FAILING") + st.dim.Render(" "+ch.Output)
+				}
+			}
+			out = append(out, line)
+		}
+	}
+	if len(c.Failed) > 0 {
+		out = append(out, "  "+st.bad.Render("FAILED ACTIONS"))
+		for _, f := range c.Failed {
+			out = append(out, fmt.Sprintf("    %s on %s: %s — %s (%s)", f.Resource, f.Node, f.Op, f.Reason, clock(f.At, now)))
+		}
+	}
+	for _, d := range c.Databases {
+		out = append(out, p.database(d)...)
+	}
+	for _, s := range c.Switches {
+		out = append(out, p.switchLine(s))
+	}
+	return out
+}
+
+func (p *detailPane) resState(s string) string {
+	st := p.env.st
+	switch s {
+	case "started":
+		return st.ok.Render(s)
+	case "failed":
+		return st.bad.Render("FAILED")
+	case "unmanaged", "starting", "stopping":
+		return st.warn.Render(s)
+	}
+	return s
+}
+
+func (p *detailPane) database(d protocol.Database) []string {
+	st := p.env.st
+	role := d.Role
+	switch role {
+	case "master":
+		role = st.ok.Render(fit(role, 11))
+	case "down":
+		role = st.bad.Render(fit("DOWN", 11))
+	default:
+		role = fit(role, 11)
+	}
+	line := "  db " + fit(d.Node, 8) + " " + role
+	if d.Timeline > 0 {
+		line += fmt.Sprintf(" tl %d", d.Timeline)
+	}
+	if d.Role != "master" && d.Role != "down" {
+		lag := "lag " + bytesIEC(d.LagBytes)
+		if d.LagSeconds != nil {
+			lag += fmt.Sprintf(" %.1fs", *d.LagSeconds)
+		}
+		line += " " + lag
+		switch {
+		case d.Reseed != nil: // the re-seed line below says why it does not stream
+		case d.Streaming:
+			line += " streaming"
+		default:
+			line += " " + st.warn.Render("not streaming")
+		}
+	}
+	if !d.Healthy && d.Reseed == nil {
+		h := d.Health
+		if h == "" {
+			h = "unhealthy"
+		}
+		line += " " + st.bad.Render(h)
+	}
+	out := []string{line}
+	if r := d.Reseed; r != nil {
+		out = append(out, p.reseed(r))
+	}
+	return out
+}
+
+// reseed draws the re-seed progress bar. Percent runs 0–100; -1 means the
+// step cannot be measured, which is said in words rather than drawn as
+// an empty bar that looks stuck.
+func (p *detailPane) reseed(r *protocol.Progress) string {
+	st := p.env.st
+	head := "     " + st.warn.Render("RESEED") + " "
+	what := r.Message
+	if what == "" {
+		what = r.Step
+	}
+	if r.Percent < 0 {
+		return head + "in progress · " + what
+	}
+	pct := min(r.Percent, 100)
+	bw := min(30, max(10, p.w-36))
+	p.bar.SetWidth(bw)
+	return head + p.bar.ViewAs(pct/100) + fmt.Sprintf(" %3.0f%% ", pct) + st.dim.Render(what)
+}
+
+func (p *detailPane) switchLine(s protocol.Switch) string {
+	st := p.env.st
+	line := "  " + fit(s.Kind, 5) + " " + fit(s.Name, 10) + " "
+	if !s.Reachable {
+		line += st.bad.Render("UNREACHABLE") + " "
+	}
+	if s.Kind == "line" {
+		pos := s.Position
+		if pos == "" {
+			pos = "?"
+		}
+		line += "lines → " + pos
+		if s.Verified {
+			line += " " + st.ok.Render("verified")
+		} else {
+			line += " " + st.warn.Render("unverified")
+		}
+	}
+	var outs []string
+	for _, o := range s.Outlets {
+		w := o.Name
+		if o.Node != "" {
+			w += " " + o.Node
+		}
+		if o.On {
+			w += " " + st.ok.Render("on")
+		} else {
+			w += " " + st.bad.Render("OFF")
+		}
+		if !o.Verified {
+			w += "?"
+		}
+		outs = append(outs, w)
+	}
+	line += strings.Join(outs, " · ")
+	if s.Error != "" {
+		line += " " + st.bad.Render(s.Error)
+	}
+	return line
+}
