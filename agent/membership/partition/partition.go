@@ -52,7 +52,8 @@ func (n *Network) Apart(a, b string) bool {
 // Wrap returns a transport for the host self that obeys the network.
 func (n *Network) Wrap(self string, inner memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 	t := &transport{NodeAwareTransport: inner, net: n, self: self,
-		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn), done: make(chan struct{})}
+		packets: make(chan *memberlist.Packet), streams: make(chan net.Conn),
+		stopping: make(chan struct{}), done: make(chan struct{})}
 	go t.pump()
 	return t
 }
@@ -63,8 +64,13 @@ type transport struct {
 	self    string
 	packets chan *memberlist.Packet
 	streams chan net.Conn
-	done    chan struct{}
-	once    sync.Once
+	// stopping closes when Shutdown begins: from then on pump discards
+	// what arrives. done closes when the inner transport has shut down,
+	// and only then may pump stop draining, or the inner listeners block
+	// forever on their channels.
+	stopping chan struct{}
+	done     chan struct{}
+	once     sync.Once
 }
 
 func host(addr string) string {
@@ -75,19 +81,19 @@ func host(addr string) string {
 	return h
 }
 
-// pump filters what arrives. It keeps draining the inner channels until
-// shutdown, or memberlist's shutdown would block on them.
+// pump filters what arrives, and keeps draining the inner channels until
+// the inner transport has shut down.
 func (t *transport) pump() {
 	in, sin := t.NodeAwareTransport.PacketCh(), t.NodeAwareTransport.StreamCh()
 	for {
 		select {
 		case p := <-in:
-			if p != nil && !t.net.Apart(t.self, host(p.From.String())) {
-				select {
-				case t.packets <- p:
-				case <-t.done:
-					return
-				}
+			if p == nil || t.net.Apart(t.self, host(p.From.String())) {
+				continue
+			}
+			select {
+			case t.packets <- p:
+			case <-t.stopping:
 			}
 		case c := <-sin:
 			if c == nil {
@@ -99,9 +105,8 @@ func (t *transport) pump() {
 			}
 			select {
 			case t.streams <- c:
-			case <-t.done:
+			case <-t.stopping:
 				c.Close()
-				return
 			}
 		case <-t.done:
 			return
@@ -134,7 +139,7 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 	if t.net.Apart(t.self, host(a.Addr)) {
 		select {
 		case <-time.After(timeout):
-		case <-t.done:
+		case <-t.stopping:
 		}
 		return nil, fmt.Errorf("dial %s: i/o timeout (partitioned)", a.Addr)
 	}
@@ -142,6 +147,11 @@ func (t *transport) DialAddressTimeout(a memberlist.Address, timeout time.Durati
 }
 
 func (t *transport) Shutdown() error {
-	t.once.Do(func() { close(t.done) })
-	return t.NodeAwareTransport.Shutdown()
+	var err error
+	t.once.Do(func() {
+		close(t.stopping)
+		err = t.NodeAwareTransport.Shutdown()
+		close(t.done)
+	})
+	return err
 }
