@@ -11,9 +11,10 @@ import (
 )
 
 // Status implements localapi.Backend.
-func (a *Agent) Status(ctx context.Context, node string, c localapi.Caller) (*protocol.Snapshot, error) {
+func (a *Agent) Status(ctx context.Context, req protocol.StatusRequest, c localapi.Caller) (*protocol.Snapshot, error) {
+	node := req.Node
 	if node == "" || node == a.cfg.Node {
-		return a.Snapshot(), nil
+		return a.Snapshot(req.Scope), nil
 	}
 	m, err := a.member(node)
 	if err != nil {
@@ -26,7 +27,7 @@ func (a *Agent) Status(ctx context.Context, node string, c localapi.Caller) (*pr
 		return nil, err
 	}
 	defer conn.Close()
-	return conn.Status(ctx, node)
+	return conn.StatusRequest(ctx, req)
 }
 
 // nodeVerbs are the actions that one node's own agent carries out on its
@@ -67,28 +68,21 @@ func (a *Agent) Plan(ctx context.Context, act protocol.Action, c localapi.Caller
 }
 
 func (a *Agent) plan(ctx context.Context, act protocol.Action, c localapi.Caller) (localapi.Job, error) {
-	verb, ok := nodeVerbs[act.Verb]
+	e, ok := a.verbs[act.Verb]
 	if !ok {
-		return nil, protocol.Errorf(protocol.CodeUnknownVerb, "verbs: standby NODE, online NODE, maintenance NODE [on|off]",
-			"unknown action %q", act.Verb)
+		return nil, protocol.Errorf(protocol.CodeUnknownVerb, "run 'help' in hatui to list the verbs",
+			"this agent does not know the action %q", act.Verb)
 	}
-	if len(act.Args) < 1 || (act.Verb != "maintenance" && len(act.Args) != 1) || len(act.Args) > 2 {
-		return nil, protocol.Errorf(protocol.CodeUsage, fmt.Sprintf("usage: %s NODE", act.Verb),
-			"%s takes one node name, got %d arguments", act.Verb, len(act.Args))
-	}
-	change, word, err := verb(act.Args)
+	target, err := e.verb.Route(a.Deployment(), act)
 	if err != nil {
 		return nil, err
 	}
-	target := act.Args[0]
+	if target == "" || target == a.cfg.Node {
+		return e.f.Plan(ctx, act, c)
+	}
 	m, err := a.member(target)
 	if err != nil {
 		return nil, err
-	}
-	if target == a.cfg.Node {
-		return func(ctx context.Context, progress func(protocol.Progress)) protocol.Result {
-			return a.setFlags(act, c, change, word)
-		}, nil
 	}
 	fctx, cancel := context.WithTimeout(ctx, a.cfg.Peer.Timeout.Duration)
 	conn, err := a.forwardConn(fctx, m, c)
@@ -99,13 +93,27 @@ func (a *Agent) plan(ctx context.Context, act protocol.Action, c localapi.Caller
 	return func(ctx context.Context, progress func(protocol.Progress)) protocol.Result {
 		defer conn.Close()
 		progress(protocol.Progress{Step: "forward", Message: fmt.Sprintf("asking %s's agent", target), Percent: -1})
-		ctx, cancel := context.WithTimeout(ctx, a.cfg.Peer.Timeout.Duration)
-		defer cancel()
 		res, err := conn.Do(ctx, act, progress)
 		if err != nil && res.Error == nil {
 			res = protocol.Result{OK: false, Message: err.Error(), Error: protocol.AsError(err)}
 		}
 		return res
+	}, nil
+}
+
+// planFlags plans a node verb for this node.
+func (a *Agent) planFlags(act protocol.Action, c localapi.Caller) (localapi.Job, error) {
+	verb := nodeVerbs[act.Verb]
+	if len(act.Args) < 1 || (act.Verb != "maintenance" && len(act.Args) != 1) || len(act.Args) > 2 {
+		return nil, protocol.Errorf(protocol.CodeUsage, fmt.Sprintf("usage: %s NODE", act.Verb),
+			"%s takes one node name, got %d arguments", act.Verb, len(act.Args))
+	}
+	change, word, err := verb(act.Args)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, progress func(protocol.Progress)) protocol.Result {
+		return a.setFlags(act, c, change, word)
 	}, nil
 }
 

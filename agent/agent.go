@@ -55,6 +55,8 @@ type Options struct {
 	WrapGossip func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 	// NoSocket skips the Unix socket (the demo talks in-process).
 	NoSocket bool
+	// Features add verbs and status beyond membership and flags.
+	Features []FeatureFunc
 }
 
 // Agent is a running ha-agent.
@@ -65,11 +67,15 @@ type Agent struct {
 
 	pool   *membership.Pool
 	api    *localapi.Server
-	peers  *peer.Server
+	peerLn *peer.Server
 	dialer *peer.Dialer
 	audit  *audit.Log
 	flags  *flagStore
 	events *eventLog
+	peers  *peerReports
+
+	features []Feature
+	verbs    map[string]verbEntry
 
 	mu     sync.Mutex
 	closed bool
@@ -107,10 +113,25 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		return nil, err
 	}
 	a.api = localapi.New(a, logger)
+	a.peers = newPeerReports(a)
+	a.verbs = map[string]verbEntry{}
+	if err := a.addFeature(flagFeature{a}); err != nil {
+		return nil, err
+	}
+	for _, mk := range o.Features {
+		f, err := mk(a)
+		if err != nil {
+			return nil, fmt.Errorf("starting agent feature: %w", err)
+		}
+		if err := a.addFeature(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 
 	peerAddr := cfg.Peer.Advertise
 	if len(keys) > 0 {
-		if a.peers, err = peer.Listen(cfg.Peer.Bind, keys, func(c net.Conn) {
+		if a.peerLn, err = peer.Listen(cfg.Peer.Bind, keys, func(c net.Conn) {
 			a.api.ServeConn(c, localapi.Caller{Transport: "peer"})
 		}); err != nil {
 			return nil, err
@@ -119,7 +140,7 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 			return nil, err
 		}
 		if peerAddr == "" {
-			peerAddr = a.peers.Addr().String()
+			peerAddr = a.peerLn.Addr().String()
 		}
 	} else {
 		logger.Printf("warning: no gossip key: forwarding to other agents is off")
@@ -222,6 +243,12 @@ func (a *Agent) shutdown(leave bool) error {
 	a.closed = true
 	a.mu.Unlock()
 	var errs []error
+	if a.peers != nil {
+		a.peers.close()
+	}
+	for _, f := range a.features {
+		errs = append(errs, f.Close())
+	}
 	if a.api != nil {
 		a.api.Close()
 		os.Remove(a.cfg.Socket.Path)
@@ -233,8 +260,8 @@ func (a *Agent) shutdown(leave bool) error {
 			errs = append(errs, a.pool.Shutdown())
 		}
 	}
-	if a.peers != nil {
-		errs = append(errs, a.peers.Close())
+	if a.peerLn != nil {
+		errs = append(errs, a.peerLn.Close())
 	}
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close())
@@ -269,6 +296,26 @@ func (a *Agent) onMember(c membership.Change) {
 	a.change = time.Now()
 	a.mu.Unlock()
 	a.record(protocol.Event{Node: c.Member.Name, Kind: "member", Severity: sev, Message: msg})
+	if a.pool != nil {
+		a.peers.reconcile(a.members())
+	}
+}
+
+// verbEntry is a verb and the feature that carries it out.
+type verbEntry struct {
+	verb Verb
+	f    Feature
+}
+
+func (a *Agent) addFeature(f Feature) error {
+	for _, v := range f.Verbs() {
+		if _, dup := a.verbs[v.Name]; dup {
+			return fmt.Errorf("two agent features claim the verb %q", v.Name)
+		}
+		a.verbs[v.Name] = verbEntry{v, f}
+	}
+	a.features = append(a.features, f)
+	return nil
 }
 
 func flagWords(tags map[string]string) string {

@@ -5,12 +5,48 @@ import (
 	"sort"
 	"time"
 
+	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/agent/membership"
 	"github.com/hatui/hatui/protocol"
 )
 
-// Snapshot implements localapi.Backend: the deployment as this agent sees it.
-func (a *Agent) Snapshot() *protocol.Snapshot {
+// Snapshot implements localapi.Backend: the deployment as this agent
+// sees it, or with protocol.ScopeNode only this node's own report.
+func (a *Agent) Snapshot(scope protocol.Scope) *protocol.Snapshot {
+	if scope == protocol.ScopeNode {
+		return a.report()
+	}
+	snap := a.membershipSnapshot()
+	mergeReport(snap, a.report())
+	for _, r := range a.peers.reports() {
+		mergeReport(snap, r)
+	}
+	return snap
+}
+
+// report is this node's own part of the deployment: its node entry and
+// what its features own.
+func (a *Agent) report() *protocol.Snapshot {
+	r := &protocol.Snapshot{
+		Deployment: a.cfg.Deployment,
+		From:       a.cfg.Node,
+		Time:       time.Now().UTC(),
+		Events:     localapi.OwnEvents(a.events.recent(50), a.cfg.Node),
+	}
+	self, err := a.member(a.cfg.Node)
+	if err != nil {
+		return r
+	}
+	n := nodeFromMember(self)
+	r.Sites = []protocol.Site{{Name: n.Site, Clusters: []protocol.Cluster{{Name: n.Cluster, Site: n.Site, Nodes: []protocol.Node{n}}}}}
+	for _, f := range a.features {
+		f.Report(r)
+	}
+	return r
+}
+
+// membershipSnapshot is the deployment as gossip alone shows it.
+func (a *Agent) membershipSnapshot() *protocol.Snapshot {
 	a.mu.Lock()
 	lastChange := a.change
 	a.mu.Unlock()

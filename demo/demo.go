@@ -253,7 +253,7 @@ func (d *Deployment) converged(ctx context.Context) bool {
 	}
 	d.mu.Unlock()
 	for _, n := range up {
-		snap := n.agent.Snapshot()
+		snap := n.agent.Snapshot(protocol.ScopeDeployment)
 		alive := 0
 		for _, sn := range snap.Nodes() {
 			if sn.Member == protocol.MemberAlive {

@@ -91,7 +91,7 @@ func TestKillReviveCutHeal(t *testing.T) {
 	}
 	waitFor(t, "site a OFFLINE at pbx-b1, and b OFFLINE at pbx-a1", func() (bool, string) {
 		sb, err1 := status(t, d, "pbx-b1")
-		sa, err2 := d.find("pbx-a1").agent.Snapshot(), error(nil)
+		sa, err2 := d.find("pbx-a1").agent.Snapshot(protocol.ScopeDeployment), error(nil)
 		if err1 != nil || err2 != nil {
 			return false, fmt.Sprint(err1, err2)
 		}

@@ -82,9 +82,9 @@ func TestNegotiate(t *testing.T) {
 
 func TestDeriveState(t *testing.T) {
 	tests := []struct {
-		m                      Membership
+		m                       Membership
 		standby, maint, unclean bool
-		want                   NodeState
+		want                    NodeState
 	}{
 		{MemberAlive, false, false, false, StateOnline},
 		{MemberAlive, true, false, false, StateStandby},

@@ -95,7 +95,27 @@ type Welcome struct {
 // node's own agent (forwarding if needed) and the snapshot is that agent's
 // view; without it, the receiving agent answers for the whole deployment.
 type StatusRequest struct {
-	Node string `json:"node,omitempty"`
+	Node  string `json:"node,omitempty"`
+	Scope Scope  `json:"scope,omitempty"`
+}
+
+// Scope says how much a snapshot covers.
+type Scope string
+
+// Scopes.
+const (
+	// ScopeDeployment (the default) is everything the agent knows.
+	ScopeDeployment Scope = ""
+	// ScopeNode is only what the answering node itself owns: its node
+	// entry, its databases, switches, groups it knows, and its own
+	// events. Agents watch each other with it to build the deployment
+	// view.
+	ScopeNode Scope = "node"
+)
+
+// WatchRequest is the body of a watch; it may be empty.
+type WatchRequest struct {
+	Scope Scope `json:"scope,omitempty"`
 }
 
 // Action asks the deployment to act. Verbs are those of `hatui --exec`

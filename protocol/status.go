@@ -251,6 +251,9 @@ type Event struct {
 	Kind     string    `json:"kind"` // e.g. "member", "standby", "action", "failover"
 	Severity Severity  `json:"severity"`
 	Message  string    `json:"message"`
+	// Relayed marks an event this agent learned from another agent's
+	// report, so it is never relayed back.
+	Relayed bool `json:"relayed,omitempty"`
 }
 
 // FindNode returns the node with the given name and whether it exists.

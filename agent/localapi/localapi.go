@@ -45,11 +45,11 @@ type Job func(ctx context.Context, progress func(protocol.Progress)) protocol.Re
 type Backend interface {
 	// Identity names the answering node and its deployment.
 	Identity() (node, deployment string)
-	// Snapshot returns the whole deployment as this agent sees it.
-	Snapshot() *protocol.Snapshot
-	// Status answers a status request about one node (forwarding when it
-	// is another node), or the whole deployment when node is "".
-	Status(ctx context.Context, node string, c Caller) (*protocol.Snapshot, error)
+	// Snapshot returns what this agent knows within the scope.
+	Snapshot(scope protocol.Scope) *protocol.Snapshot
+	// Status answers a status request: about one node (forwarding when
+	// it is another node), or the whole deployment when req.Node is "".
+	Status(ctx context.Context, req protocol.StatusRequest, c Caller) (*protocol.Snapshot, error)
 	// Plan checks an action and returns the job that carries it out, or
 	// a *protocol.Error saying why it is refused.
 	Plan(ctx context.Context, a protocol.Action, c Caller) (Job, error)
@@ -255,7 +255,7 @@ func (ss *session) dispatch(env protocol.Envelope) bool {
 			return true
 		}
 		ss.goRun(func() {
-			snap, err := ss.s.b.Status(ss.ctx, req.Node, ss.caller)
+			snap, err := ss.s.b.Status(ss.ctx, req, ss.caller)
 			if err != nil {
 				ss.sendErr(env.ID, err)
 				return
@@ -263,6 +263,11 @@ func (ss *session) dispatch(env protocol.Envelope) bool {
 			ss.w.Send(protocol.TypeSnapshot, env.ID, snap)
 		})
 	case protocol.TypeWatch:
+		var req protocol.WatchRequest
+		if err := env.Decode(&req); err != nil {
+			ss.sendErr(env.ID, err)
+			return true
+		}
 		ctx, cancel := context.WithCancel(ss.ctx)
 		ss.mu.Lock()
 		if old := ss.watchs[env.ID]; old != nil {
@@ -270,7 +275,7 @@ func (ss *session) dispatch(env protocol.Envelope) bool {
 		}
 		ss.watchs[env.ID] = cancel
 		ss.mu.Unlock()
-		ss.goRun(func() { ss.watch(ctx, env.ID) })
+		ss.goRun(func() { ss.watch(ctx, env.ID, req.Scope) })
 	case protocol.TypeUnwatch:
 		ss.mu.Lock()
 		if cancel := ss.watchs[env.ID]; cancel != nil {
@@ -337,11 +342,11 @@ func (ss *session) onHello(env protocol.Envelope) bool {
 // AgentVersion is reported in welcome messages.
 var AgentVersion = "0.1.0"
 
-func (ss *session) watch(ctx context.Context, id uint64) {
+func (ss *session) watch(ctx context.Context, id uint64, scope protocol.Scope) {
 	ch, unsub := ss.s.b.Subscribe()
 	defer unsub()
 	_, seq := ss.s.b.EventsSince(0) // before the snapshot, so no event falls between
-	if ss.w.Send(protocol.TypeSnapshot, id, ss.s.b.Snapshot()) != nil {
+	if ss.w.Send(protocol.TypeSnapshot, id, ss.s.b.Snapshot(scope)) != nil {
 		return
 	}
 	var n uint64
@@ -353,12 +358,32 @@ func (ss *session) watch(ctx context.Context, id uint64) {
 		}
 		evs, next := ss.s.b.EventsSince(seq)
 		seq = next
+		if scope == protocol.ScopeNode {
+			evs = OwnEvents(evs, ss.node())
+		}
 		n++
-		if ss.w.Send(protocol.TypeChange, id, protocol.Change{Seq: n, Events: evs, Snapshot: ss.s.b.Snapshot()}) != nil {
+		if ss.w.Send(protocol.TypeChange, id, protocol.Change{Seq: n, Events: evs, Snapshot: ss.s.b.Snapshot(scope)}) != nil {
 			ss.c.Close()
 			return
 		}
 	}
+}
+
+func (ss *session) node() string {
+	n, _ := ss.s.b.Identity()
+	return n
+}
+
+// OwnEvents keeps the events that happened on node itself, leaving out
+// membership news every agent sees for itself.
+func OwnEvents(evs []protocol.Event, node string) []protocol.Event {
+	var out []protocol.Event
+	for _, e := range evs {
+		if e.Node == node && e.Kind != "member" && !e.Relayed {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (ss *session) act(id uint64, a protocol.Action) {

@@ -201,7 +201,12 @@ func (c *Conn) next(ctx context.Context, ch chan protocol.Envelope) (protocol.En
 // Status asks for a snapshot: of the whole deployment when node is "", or
 // of the named node's own agent.
 func (c *Conn) Status(ctx context.Context, node string) (*protocol.Snapshot, error) {
-	id, ch, err := c.request(protocol.TypeStatus, protocol.StatusRequest{Node: node}, 1)
+	return c.StatusRequest(ctx, protocol.StatusRequest{Node: node})
+}
+
+// StatusRequest asks for a snapshot with every option of the request.
+func (c *Conn) StatusRequest(ctx context.Context, req protocol.StatusRequest) (*protocol.Snapshot, error) {
+	id, ch, err := c.request(protocol.TypeStatus, req, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +243,17 @@ func decodeError(env protocol.Envelope) error {
 // Watch returns the current snapshot and a channel of changes. The channel
 // closes when ctx ends or the connection drops; Err then says why.
 func (c *Conn) Watch(ctx context.Context) (*protocol.Snapshot, <-chan protocol.Change, error) {
-	id, ch, err := c.request(protocol.TypeWatch, nil, 64)
+	return c.WatchScope(ctx, protocol.ScopeDeployment)
+}
+
+// WatchScope is Watch with a scope: agents watch each other's own state
+// with protocol.ScopeNode.
+func (c *Conn) WatchScope(ctx context.Context, scope protocol.Scope) (*protocol.Snapshot, <-chan protocol.Change, error) {
+	var body any
+	if scope != "" {
+		body = protocol.WatchRequest{Scope: scope}
+	}
+	id, ch, err := c.request(protocol.TypeWatch, body, 64)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -252,18 +267,32 @@ func (c *Conn) Watch(ctx context.Context) (*protocol.Snapshot, <-chan protocol.C
 		c.forget(id)
 		return nil, nil, err
 	}
-	out := make(chan protocol.Change, 16)
-	go func() {
-		defer close(out)
-		defer c.forget(id)
-		for {
-			env, err := c.next(ctx, ch)
-			if err != nil {
-				if ctx.Err() != nil {
-					c.w.Send(protocol.TypeUnwatch, id, nil)
-				}
-				return
-			}
+	out := make(chan protocol.Change)
+	go c.deliver(ctx, id, ch, out)
+	return snap, out, nil
+}
+
+// maxFoldedEvents bounds the events kept for a watcher that is not
+// reading; the oldest go first.
+const maxFoldedEvents = 1000
+
+// deliver passes a watch's changes to out. It is always ready to take the
+// next change from the connection, so a watcher that stops reading never
+// stalls the replies to other requests: while out is not read, changes
+// fold into one (events appended, the newest snapshot kept), which loses
+// nothing because every change carries the whole state.
+func (c *Conn) deliver(ctx context.Context, id uint64, in chan protocol.Envelope, out chan<- protocol.Change) {
+	defer close(out)
+	defer c.forget(id)
+	var pending *protocol.Change
+	for {
+		var send chan<- protocol.Change
+		var next protocol.Change
+		if pending != nil {
+			send, next = out, *pending
+		}
+		select {
+		case env := <-in:
 			if env.Type != protocol.TypeChange {
 				continue
 			}
@@ -271,15 +300,25 @@ func (c *Conn) Watch(ctx context.Context) (*protocol.Snapshot, <-chan protocol.C
 			if env.Decode(&ch) != nil {
 				continue
 			}
-			select {
-			case out <- ch:
-			case <-ctx.Done():
-				c.w.Send(protocol.TypeUnwatch, id, nil)
-				return
+			if pending == nil {
+				pending = &ch
+				continue
 			}
+			pending.Seq = ch.Seq
+			pending.Snapshot = ch.Snapshot
+			pending.Events = append(pending.Events, ch.Events...)
+			if n := len(pending.Events); n > maxFoldedEvents {
+				pending.Events = append([]protocol.Event(nil), pending.Events[n-maxFoldedEvents:]...)
+			}
+		case send <- next:
+			pending = nil
+		case <-c.done:
+			return
+		case <-ctx.Done():
+			c.w.Send(protocol.TypeUnwatch, id, nil)
+			return
 		}
-	}()
-	return snap, out, nil
+	}
 }
 
 // Do runs an action and returns its result. progress, if not nil, is

@@ -1,0 +1,87 @@
+package agent
+
+import (
+	"slices"
+
+	"github.com/hatui/hatui/protocol"
+)
+
+// mergeReport folds one node's own report into the deployment snapshot.
+// Each kind of state has one owner, so there is nothing to reconcile: a
+// database and a node's links belong to their node, a switch to the node
+// that drives it, a group's state to the node that holds it (any node of
+// the cluster when none does), the geo state to whoever reports it first
+// (it is replicated).
+func mergeReport(dst, r *protocol.Snapshot) {
+	if dst.Geo == nil && r.Geo != nil {
+		dst.Geo = r.Geo
+	}
+	for _, rs := range r.Sites {
+		for _, rc := range rs.Clusters {
+			c := findCluster(dst, rs.Name, rc.Name)
+			if c == nil {
+				continue // a member we do not know yet: gossip will bring it
+			}
+			for _, rn := range rc.Nodes {
+				for i := range c.Nodes {
+					n := &c.Nodes[i]
+					if n.Name != rn.Name {
+						continue
+					}
+					for _, l := range rn.Links {
+						if l.Path != "serf" {
+							n.Links = append(n.Links, l)
+						}
+					}
+				}
+			}
+			for _, g := range rc.Groups {
+				i := slices.IndexFunc(c.Groups, func(x protocol.Group) bool { return x.Name == g.Name })
+				switch {
+				case i < 0:
+					c.Groups = append(c.Groups, g)
+				case g.Active == r.From:
+					c.Groups[i] = g
+				}
+			}
+			for _, d := range rc.Databases {
+				if i := slices.IndexFunc(c.Databases, func(x protocol.Database) bool { return x.Node == d.Node }); i >= 0 {
+					c.Databases[i] = d
+				} else {
+					c.Databases = append(c.Databases, d)
+				}
+			}
+			for _, sw := range rc.Switches {
+				if i := slices.IndexFunc(c.Switches, func(x protocol.Switch) bool { return x.Name == sw.Name }); i >= 0 {
+					c.Switches[i] = sw
+				} else {
+					c.Switches = append(c.Switches, sw)
+				}
+			}
+			for _, f := range rc.Failed {
+				if !slices.Contains(c.Failed, f) {
+					c.Failed = append(c.Failed, f)
+				}
+			}
+			for _, risk := range rc.Quorum.Risks {
+				if !slices.Contains(c.Quorum.Risks, risk) {
+					c.Quorum.Risks = append(c.Quorum.Risks, risk)
+				}
+			}
+		}
+	}
+}
+
+func findCluster(s *protocol.Snapshot, site, cluster string) *protocol.Cluster {
+	for i := range s.Sites {
+		if s.Sites[i].Name != site {
+			continue
+		}
+		for j := range s.Sites[i].Clusters {
+			if s.Sites[i].Clusters[j].Name == cluster {
+				return &s.Sites[i].Clusters[j]
+			}
+		}
+	}
+	return nil
+}
