@@ -69,6 +69,7 @@ type Deployment struct {
 	nodes   []*Node
 	cuts    map[string]int // site → partition group
 	nextCut int
+	closers []func()
 }
 
 // Start builds and starts the deployment. It returns once every agent is
@@ -145,10 +146,29 @@ func freeSubnet() (string, error) {
 	return "", fmt.Errorf("no free loopback subnet for the demo: close other demos")
 }
 
+// Feature adds an agent feature to a demo node, with whatever simulated
+// hardware it needs; each feature's demo file appends one in its init.
+type Feature func(d *Deployment, n *Node) (agent.FeatureFunc, error)
+
+// features are the demo's agent features, registered by the files that
+// simulate their hardware.
+var features []Feature
+
 func (d *Deployment) start(n *Node) error {
 	ip := n.IP
+	var fs []agent.FeatureFunc
+	for _, mk := range features {
+		f, err := mk(d, n)
+		if err != nil {
+			return fmt.Errorf("demo feature for %s: %w", n.Name, err)
+		}
+		if f != nil {
+			fs = append(fs, f)
+		}
+	}
 	a, err := agent.New(n.cfg, agent.Options{
-		Logger: d.logger,
+		Features: fs,
+		Logger:   d.logger,
 		WrapGossip: func(t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 			return d.net.Wrap(ip, t)
 		},
@@ -375,6 +395,17 @@ func (d *Deployment) Do(a protocol.Action) (res protocol.Result, handled bool, e
 	return protocol.Result{OK: true, Message: fmt.Sprintf(op.done, a.Args[0])}, true, nil
 }
 
+// OnClose registers a function that Close runs after stopping the
+// agents: simulators and servers a demo feature started.
+func (d *Deployment) OnClose(f func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.closers = append(d.closers, f)
+}
+
+// Dir is the demo's state directory.
+func (d *Deployment) Dir() string { return d.dir }
+
 // Close stops every agent and removes a temporary state directory.
 func (d *Deployment) Close() {
 	d.mu.Lock()
@@ -384,6 +415,9 @@ func (d *Deployment) Close() {
 			n.agent.Kill()
 			n.agent = nil
 		}
+	}
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
 	}
 	if d.ownDir {
 		os.RemoveAll(d.dir)

@@ -40,6 +40,11 @@ type Config struct {
 	Peer   Peer   `toml:"peer"`
 	Geo    Geo    `toml:"geo"`
 
+	// Database configures this node's PostgreSQL instance (see database.go).
+	Database Database `toml:"database"`
+	// Switches are the line and power switches this node drives (see switch.go).
+	Switches []Switch `toml:"switch"`
+
 	// File is the path the configuration was read from ("" when built in code).
 	File string `toml:"-"`
 }
@@ -311,6 +316,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Geo.Lease.Duration <= 0 || c.Geo.AcquireAfter.Duration < 0 {
 		return bad("geo.lease", "lease must be positive and acquire_after not negative", "durations such as lease = \"10s\", acquire_after = \"5s\"")
+	}
+	if err := c.Database.validate(c); err != nil {
+		return err
+	}
+	for i := range c.Switches {
+		if err := c.Switches[i].validate(c, i); err != nil {
+			return err
+		}
 	}
 	return nil
 }
