@@ -136,8 +136,8 @@ func Defaults() Config {
 		Socket:     Socket{Path: "/run/ha-agent/ha-agent.sock"},
 		Gossip: Gossip{
 			Bind:              "0.0.0.0:7946",
-			ProbeInterval:     Duration{200 * time.Millisecond},
-			ProbeTimeout:      Duration{100 * time.Millisecond},
+			ProbeInterval:     Duration{150 * time.Millisecond},
+			ProbeTimeout:      Duration{75 * time.Millisecond},
 			GossipInterval:    Duration{50 * time.Millisecond},
 			SuspicionMult:     4,
 			ReconnectInterval: Duration{time.Second},

@@ -34,7 +34,7 @@ keys = ["`+key+`"]`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cluster != "a" || c.Peer.Bind != "10.0.0.1:7947" || c.Gossip.ProbeInterval.Duration != 200*time.Millisecond ||
+	if c.Cluster != "a" || c.Peer.Bind != "10.0.0.1:7947" || c.Gossip.ProbeInterval.Duration != 150*time.Millisecond ||
 		c.Geo.DeadMan.Duration != 2*time.Hour || c.Socket.Path != "/run/ha-agent/ha-agent.sock" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}

@@ -37,8 +37,8 @@ type Timings struct {
 // LAN is the tuned local profile: failure detection in about a second,
 // measured in docs/benchmarks.md.
 var LAN = Timings{
-	ProbeInterval:     200 * time.Millisecond,
-	ProbeTimeout:      100 * time.Millisecond,
+	ProbeInterval:     150 * time.Millisecond,
+	ProbeTimeout:      75 * time.Millisecond,
 	GossipInterval:    50 * time.Millisecond,
 	SuspicionMult:     4,
 	ReconnectInterval: time.Second,

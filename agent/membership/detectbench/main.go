@@ -59,18 +59,23 @@ func main() {
 			os.Exit(2)
 		}
 		var first, all []time.Duration
-		falseFailures := 0
+		falseFailures, failedTrials := 0, 0
 		for trial := 0; trial < *trials; trial++ {
 			subnet++
 			f, a, ff, err := runTrial(n, subnet, key, t)
+			falseFailures += ff
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "detectbench:", err)
-				os.Exit(1)
+				failedTrials++
+				continue
 			}
 			first, all = append(first, f), append(all, a)
-			falseFailures += ff
 		}
-		fmt.Printf("%5d %7d %12v %12v %12v %12v %7d\n", n, *trials,
+		if len(first) == 0 {
+			fmt.Printf("%5d %7d  no trial completed (%d failed)\n", n, *trials, failedTrials)
+			continue
+		}
+		fmt.Printf("%5d %7d %12v %12v %12v %12v %7d\n", n, len(first),
 			median(first).Round(time.Millisecond), worst(first).Round(time.Millisecond),
 			median(all).Round(time.Millisecond), worst(all).Round(time.Millisecond), falseFailures)
 	}
@@ -116,7 +121,16 @@ func runTrial(n, subnet int, key []byte, t membership.Timings) (first, last time
 		}
 		pools = append(pools, p)
 		if i > 0 {
-			if _, err := p.Join([]string{pools[0].Addr()}); err != nil {
+			// Join a few members already in, retrying: on a loaded
+			// machine one node answering every join is a bottleneck.
+			var err error
+			for try := 0; try < 5; try++ {
+				targets := []string{pools[(i-1)/2].Addr(), pools[i-1].Addr()}
+				if _, err = p.Join(targets); err == nil {
+					break
+				}
+			}
+			if err != nil {
 				return 0, 0, 0, err
 			}
 		}
@@ -126,7 +140,8 @@ func runTrial(n, subnet int, key []byte, t membership.Timings) (first, last time
 			p.Shutdown()
 		}
 	}()
-	deadline := time.Now().Add(30 * time.Second)
+	defer pools[0].Shutdown()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ok := true
 		for _, p := range pools {
@@ -142,7 +157,7 @@ func runTrial(n, subnet int, key []byte, t membership.Timings) (first, last time
 			break
 		}
 		if time.Now().After(deadline) {
-			return 0, 0, 0, fmt.Errorf("pool of %d did not converge in 30s", n)
+			return 0, 0, falseFailures, fmt.Errorf("pool of %d did not converge in 60s", n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -154,7 +169,7 @@ func runTrial(n, subnet int, key []byte, t membership.Timings) (first, last time
 	select {
 	case <-allSeen:
 	case <-time.After(30 * time.Second):
-		return 0, 0, 0, fmt.Errorf("survivors did not all see the crash within 30s")
+		return 0, 0, falseFailures, fmt.Errorf("survivors did not all see the crash within 30s")
 	}
 	mu.Lock()
 	defer mu.Unlock()

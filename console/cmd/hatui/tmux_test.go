@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,4 +110,36 @@ func TestDemoInTmux(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("hatui did not exit after q; screen:\n%s", s.screen())
+}
+
+// BenchmarkDemoFirstScreen measures `hatui --demo` from exec to a screen
+// showing all five nodes online, in a 120×40 tmux terminal.
+func BenchmarkDemoFirstScreen(b *testing.B) {
+	var samples []time.Duration
+	for i := 0; i < b.N; i++ {
+		server := fmt.Sprintf("hatui-bench-%d-%d", os.Getpid(), i)
+		start := time.Now()
+		if out, err := exec.Command("tmux", "-L", server, "new-session", "-d", "-s", "main", "-x", "120", "-y", "40", hatuiBin+" --demo").CombinedOutput(); err != nil {
+			b.Fatalf("tmux: %v %s", err, out)
+		}
+		for {
+			out, _ := exec.Command("tmux", "-L", server, "capture-pane", "-p", "-t", "main").CombinedOutput()
+			all := true
+			for _, l := range demo.Layout {
+				all = all && nodeRow(string(out), l.Node, "online")
+			}
+			if all {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("no full screen after 30s:\n%s", out)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		samples = append(samples, time.Since(start))
+		exec.Command("tmux", "-L", server, "kill-server").Run()
+	}
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)/2].Milliseconds()), "median-ms/first-screen")
+	b.ReportMetric(float64(samples[len(samples)-1].Milliseconds()), "worst-ms/first-screen")
 }
