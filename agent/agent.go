@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -65,7 +66,7 @@ type Agent struct {
 	logger *log.Logger
 	keys   [][]byte
 
-	pool   *membership.Pool
+	pool   *membership.Pool // set once in New; see poolReady
 	api    *localapi.Server
 	peerLn *peer.Server
 	dialer *peer.Dialer
@@ -76,6 +77,10 @@ type Agent struct {
 
 	features []Feature
 	verbs    map[string]verbEntry
+
+	// poolReady is set when pool is assigned: Serf calls onMember from
+	// its own goroutine before New has stored the pool.
+	poolReady atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -166,6 +171,8 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.poolReady.Store(true)
+	a.peers.reconcile(a.members())
 
 	if !o.NoSocket {
 		ln, err := localapi.ListenUnix(cfg.Socket.Path, cfg.Socket.Group)
@@ -263,6 +270,9 @@ func (a *Agent) shutdown(leave bool) error {
 	if a.peerLn != nil {
 		errs = append(errs, a.peerLn.Close())
 	}
+	if a.dialer != nil {
+		a.dialer.Close()
+	}
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close())
 	}
@@ -296,7 +306,7 @@ func (a *Agent) onMember(c membership.Change) {
 	a.change = time.Now()
 	a.mu.Unlock()
 	a.record(protocol.Event{Node: c.Member.Name, Kind: "member", Severity: sev, Message: msg})
-	if a.pool != nil {
+	if a.poolReady.Load() {
 		a.peers.reconcile(a.members())
 	}
 }

@@ -19,7 +19,11 @@ type peerReports struct {
 	a        *Agent
 	mu       sync.Mutex
 	watchers map[string]*peerWatch
-	closed   bool
+	// relayed is, per peer, the time of the newest event relayed from it:
+	// it outlives reconnections, so that events a peer raised while its
+	// watch was being re-established are relayed once, not lost.
+	relayed map[string]time.Time
+	closed  bool
 }
 
 type peerWatch struct {
@@ -29,7 +33,7 @@ type peerWatch struct {
 }
 
 func newPeerReports(a *Agent) *peerReports {
-	return &peerReports{a: a, watchers: map[string]*peerWatch{}}
+	return &peerReports{a: a, watchers: map[string]*peerWatch{}, relayed: map[string]time.Time{}}
 }
 
 // reconcile starts watches for live peers and drops those of peers that
@@ -99,18 +103,35 @@ func (p *peerReports) followOnce(ctx context.Context, name string, w *peerWatch)
 	if err != nil {
 		return
 	}
+	p.relay(name, snap.Events)
 	p.set(w, snap)
 	for ch := range changes {
+		p.relay(name, ch.Events)
 		if ch.Snapshot != nil {
 			p.set(w, ch.Snapshot)
-		}
-		for _, e := range ch.Events {
-			e.Relayed = true
-			p.a.record(e)
 		}
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// relay records a peer's own events newer than the last relayed from it.
+func (p *peerReports) relay(peer string, evs []protocol.Event) {
+	p.mu.Lock()
+	last := p.relayed[peer]
+	var fresh []protocol.Event
+	for _, e := range evs {
+		if e.Time.After(last) {
+			fresh = append(fresh, e)
+			last = e.Time
+		}
+	}
+	p.relayed[peer] = last
+	p.mu.Unlock()
+	for _, e := range fresh {
+		e.Relayed = true
+		p.a.record(e)
 	}
 }
 

@@ -93,6 +93,9 @@ func (a *Agent) membershipSnapshot() *protocol.Snapshot {
 
 // members returns the pool's members of this deployment, sorted by name.
 func (a *Agent) members() []membership.Member {
+	if !a.poolReady.Load() {
+		return nil // still starting: features may ask this early
+	}
 	var out []membership.Member
 	for _, m := range a.pool.Members() {
 		if m.Tags[tagDeployment] == a.cfg.Deployment {

@@ -219,6 +219,7 @@ type Switch struct {
 	Name      string   `json:"name"`
 	Kind      string   `json:"kind"` // "line" or "power"
 	Driver    string   `json:"driver"`
+	Node      string   `json:"node,omitempty"`     // the node that drives the device
 	Position  string   `json:"position,omitempty"` // line switch: the node the lines go to
 	Verified  bool     `json:"verified"`
 	Reachable bool     `json:"reachable"`

@@ -183,7 +183,7 @@ func (s *Server) serve(c net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handle(&chanConn{Channel: ch, nc: c})
+			s.handle(&chanConn{Channel: ch, local: c.LocalAddr(), remote: c.RemoteAddr()})
 		}()
 	}
 	wg.Wait()
@@ -202,9 +202,15 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Dialer opens protocol channels to other agents.
+// Dialer opens protocol channels to other agents. It keeps one SSH
+// connection per peer and opens a channel per session on it, so a
+// forwarded request costs no handshake; a connection that fails is
+// dropped and the next dial makes a new one.
 type Dialer struct {
 	id *identity
+
+	mu    sync.Mutex
+	conns map[string]*ssh.Client
 }
 
 // NewDialer returns a Dialer that authenticates with keys[0] and accepts a
@@ -214,12 +220,81 @@ func NewDialer(keys [][]byte) (*Dialer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{id: id}, nil
+	return &Dialer{id: id, conns: map[string]*ssh.Client{}}, nil
 }
 
-// Dial connects to the peer at addr and opens one protocol channel. The
-// returned conn owns the whole SSH connection and closes it on Close.
+// Dial opens one protocol channel to the peer at addr, bounded by ctx.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	for try := 0; ; try++ {
+		c, fresh, err := d.client(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := openChannel(ctx, c)
+		if err == nil {
+			return conn, nil
+		}
+		d.drop(addr, c)
+		if fresh || try > 0 || ctx.Err() != nil {
+			return nil, fmt.Errorf("opening protocol channel to peer %s: %w", addr, err)
+		}
+		// A pooled connection went stale: try once with a new one.
+	}
+}
+
+// Close closes every pooled connection.
+func (d *Dialer) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for addr, c := range d.conns {
+		c.Close()
+		delete(d.conns, addr)
+	}
+	return nil
+}
+
+func (d *Dialer) drop(addr string, c *ssh.Client) {
+	d.mu.Lock()
+	if d.conns[addr] == c {
+		delete(d.conns, addr)
+	}
+	d.mu.Unlock()
+	c.Close()
+}
+
+// client returns the pooled connection to addr, making one if needed.
+func (d *Dialer) client(ctx context.Context, addr string) (*ssh.Client, bool, error) {
+	d.mu.Lock()
+	c := d.conns[addr]
+	d.mu.Unlock()
+	if c != nil {
+		return c, false, nil
+	}
+	c, err := d.handshake(ctx, addr)
+	if err != nil {
+		return nil, false, err
+	}
+	d.mu.Lock()
+	if old := d.conns[addr]; old != nil {
+		// Another dial won the race; use its connection.
+		d.mu.Unlock()
+		c.Close()
+		return old, false, nil
+	}
+	d.conns[addr] = c
+	d.mu.Unlock()
+	go func() {
+		c.Wait()
+		d.mu.Lock()
+		if d.conns[addr] == c {
+			delete(d.conns, addr)
+		}
+		d.mu.Unlock()
+	}()
+	return c, true, nil
+}
+
+func (d *Dialer) handshake(ctx context.Context, addr string) (*ssh.Client, error) {
 	var nd net.Dialer
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -246,39 +321,55 @@ func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("authenticating peer %s: %w", addr, err)
 	}
-	go ssh.DiscardRequests(reqs)
+	c.SetDeadline(time.Time{})
 	go func() {
 		for nc := range chans {
 			nc.Reject(ssh.Prohibited, "peers do not open channels back")
 		}
 	}()
-	ch, creqs, err := sc.OpenChannel(ChannelType, nil)
-	if err != nil {
-		sc.Close()
-		return nil, fmt.Errorf("opening protocol channel to peer %s: %w", addr, err)
-	}
-	go ssh.DiscardRequests(creqs)
-	c.SetDeadline(time.Time{})
-	return &chanConn{Channel: ch, nc: c, closer: sc}, nil
+	return ssh.NewClient(sc, nil, reqs), nil
 }
 
-// chanConn presents an SSH channel as a net.Conn. Deadlines apply to the
-// underlying TCP connection, which is enough to bound a forwarded request.
+// openChannel opens a protocol channel, giving up when ctx ends.
+func openChannel(ctx context.Context, c *ssh.Client) (net.Conn, error) {
+	type result struct {
+		ch   ssh.Channel
+		reqs <-chan *ssh.Request
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ch, reqs, err := c.OpenChannel(ChannelType, nil)
+		done <- result{ch, reqs, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, r.err
+		}
+		go ssh.DiscardRequests(r.reqs)
+		return &chanConn{Channel: r.ch, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
+	case <-ctx.Done():
+		// The connection is stuck; closing it unblocks OpenChannel.
+		c.Close()
+		if r := <-done; r.err == nil {
+			r.ch.Close()
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// chanConn presents an SSH channel as a net.Conn. Several channels share
+// one TCP connection, so deadlines cannot be set per channel: they are
+// accepted and ignored, and callers bound their work by closing the conn
+// when their context ends (as protocol/client does).
 type chanConn struct {
 	ssh.Channel
-	nc     net.Conn
-	closer io.Closer // the client's SSH connection, closed with the channel
+	local, remote net.Addr
 }
 
-func (c *chanConn) Close() error {
-	err := c.Channel.Close()
-	if c.closer != nil {
-		c.closer.Close()
-	}
-	return err
-}
-func (c *chanConn) LocalAddr() net.Addr                { return c.nc.LocalAddr() }
-func (c *chanConn) RemoteAddr() net.Addr               { return c.nc.RemoteAddr() }
-func (c *chanConn) SetDeadline(t time.Time) error      { return c.nc.SetDeadline(t) }
-func (c *chanConn) SetReadDeadline(t time.Time) error  { return c.nc.SetReadDeadline(t) }
-func (c *chanConn) SetWriteDeadline(t time.Time) error { return c.nc.SetWriteDeadline(t) }
+func (c *chanConn) LocalAddr() net.Addr              { return c.local }
+func (c *chanConn) RemoteAddr() net.Addr             { return c.remote }
+func (c *chanConn) SetDeadline(time.Time) error      { return nil }
+func (c *chanConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *chanConn) SetWriteDeadline(time.Time) error { return nil }

@@ -110,3 +110,40 @@ func TestNoKeyNoListener(t *testing.T) {
 		t.Fatalf("Listen without key: %v, want ErrNoKey", err)
 	}
 }
+
+func TestDialerReusesOneConnectionAndRecovers(t *testing.T) {
+	k := newKey(t)
+	s := echoServer(t, [][]byte{k})
+	d, _ := NewDialer([][]byte{k})
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	echo := func() {
+		t.Helper()
+		c, err := d.Dial(ctx, s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		io.WriteString(c, "x\n")
+		if got, err := bufio.NewReader(c).ReadString('\n'); err != nil || got != "echo x\n" {
+			t.Fatalf("got %q, %v", got, err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		echo()
+	}
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("five sessions used %d TCP connections, want one", n)
+	}
+	// The server drops every connection: the next dial makes a new one.
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	echo()
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hatui/hatui/agent"
 	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/lines"
 	"github.com/hatui/hatui/agent/localapi"
 )
 
@@ -70,7 +71,13 @@ func run(args []string) int {
 	if *insecure {
 		logger.Printf("WARNING: --insecure-dev: gossip may run unencrypted and forwarding is off without a key")
 	}
-	a, err := agent.New(cfg, agent.Options{Insecure: *insecure, Logger: logger})
+	a, err := agent.New(cfg, agent.Options{
+		Insecure: *insecure,
+		Logger:   logger,
+		// Every agent runs every feature, even one that drives no
+		// switch: it must know the verbs to forward them.
+		Features: []agent.FeatureFunc{lines.New},
+	})
 	if err != nil {
 		logger.Printf("ha-agent: starting: %v", err)
 		return 1
