@@ -447,3 +447,33 @@ interval = "100ms"
 		})
 	})
 }
+
+// TestLinesFollowWhenActiveIsKilled: the switch is driven by a third node
+// (as a witness or the arbitrator's box might); when the active PBX node
+// dies outright, the lines go to the survivor.
+func TestLinesFollowWhenActiveIsKilled(t *testing.T) {
+	sim := startBerofos(t)
+	sw := fmt.Sprintf(`[[switch]]
+name = "lines"
+kind = "line"
+driver = "berofos"
+options = %s
+positions = { n1 = "A-B", n2 = "A-D" }
+follow = true
+confirm = 3
+confirm_back = 4
+interval = "100ms"
+`, optionsTOML(sim.DriverOptions()))
+	nodes := startAgents(t, lines.Options{}, nodeConfig(t, "drv", nil, sw), nodeConfig(t, "n1", nil, ""), nodeConfig(t, "n2", nil, ""))
+	waitFor(t, 15*time.Second, "lines on n1 (A-B)", func() (bool, string) {
+		return sim.Position() == berofos.PositionAB, string(sim.Position())
+	})
+	before := relayWrites(sim)
+	nodes[1].a.Kill()
+	waitFor(t, 15*time.Second, "lines on n2 (A-D) after n1 died", func() (bool, string) {
+		return sim.Position() == berofos.PositionAD, string(sim.Position())
+	})
+	if w := relayWrites(sim) - before; w != 1 {
+		t.Errorf("relay written %d times for one death, want 1", w)
+	}
+}
