@@ -200,7 +200,7 @@ type GeoSite struct {
 // Database is one PostgreSQL instance.
 type Database struct {
 	Node       string    `json:"node"`
-	Role       string    `json:"role"` // "master", "standby", "geo-standby", "down"
+	Role       string    `json:"role"` // "master", "standby", "geo-standby", "down", "starting"
 	Timeline   int       `json:"timeline,omitempty"`
 	SystemID   string    `json:"system_id,omitempty"`
 	LSN        string    `json:"lsn,omitempty"`

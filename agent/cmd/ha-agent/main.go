@@ -21,6 +21,7 @@ import (
 
 	"github.com/hatui/hatui/agent"
 	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/database"
 	"github.com/hatui/hatui/agent/lines"
 	"github.com/hatui/hatui/agent/localapi"
 )
@@ -76,7 +77,7 @@ func run(args []string) int {
 		Logger:   logger,
 		// Every agent runs every feature, even one that drives no
 		// switch: it must know the verbs to forward them.
-		Features: []agent.FeatureFunc{lines.New},
+		Features: []agent.FeatureFunc{lines.New, database.New},
 	})
 	if err != nil {
 		logger.Printf("ha-agent: starting: %v", err)
