@@ -158,9 +158,10 @@ func do(t *testing.T, c *client.Conn, verb string, args ...string) (protocol.Res
 // relayWrites counts the writes to the berofos's relay.
 func relayWrites(sim *berofossim.Sim) int { return sim.Writes(berofos.GroupRelay) }
 
-func TestLinesFollowActiveNode(t *testing.T) {
-	sim := startBerofos(t)
-	sw := fmt.Sprintf(`[[switch]]
+// followConfig is a following line switch on sim with n1 on A-B and n2
+// on A-D, moving after 3 observations and back after 4.
+func followConfig(sim *berofossim.Sim) string {
+	return fmt.Sprintf(`[[switch]]
 name = "lines"
 kind = "line"
 driver = "berofos"
@@ -171,6 +172,11 @@ confirm = 3
 confirm_back = 4
 interval = "100ms"
 `, optionsTOML(sim.DriverOptions()))
+}
+
+func TestLinesFollowActiveNode(t *testing.T) {
+	sim := startBerofos(t)
+	sw := followConfig(sim)
 	nodes := startAgents(t, lines.Options{}, nodeConfig(t, "n1", nil, sw), nodeConfig(t, "n2", nil, ""))
 	c2 := connect(t, nodes[1])
 
@@ -453,17 +459,7 @@ interval = "100ms"
 // dies outright, the lines go to the survivor.
 func TestLinesFollowWhenActiveIsKilled(t *testing.T) {
 	sim := startBerofos(t)
-	sw := fmt.Sprintf(`[[switch]]
-name = "lines"
-kind = "line"
-driver = "berofos"
-options = %s
-positions = { n1 = "A-B", n2 = "A-D" }
-follow = true
-confirm = 3
-confirm_back = 4
-interval = "100ms"
-`, optionsTOML(sim.DriverOptions()))
+	sw := followConfig(sim)
 	nodes := startAgents(t, lines.Options{}, nodeConfig(t, "drv", nil, sw), nodeConfig(t, "n1", nil, ""), nodeConfig(t, "n2", nil, ""))
 	waitFor(t, 15*time.Second, "lines on n1 (A-B)", func() (bool, string) {
 		return sim.Position() == berofos.PositionAB, string(sim.Position())
