@@ -1,0 +1,587 @@
+package failover
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/hatui/hatui/protocol"
+)
+
+// NewTCPStreamLayer listens on bind (host:port) and dials other voters
+// over plain TCP. Forwarded requests are signed with the cluster key, but
+// raft's own traffic is not: the agent should give Open a stream layer
+// over its authenticated channel instead, as for the geo manager.
+func NewTCPStreamLayer(bind string) (raft.StreamLayer, error) {
+	ln, err := listenRetry(func() (net.Listener, error) { return net.Listen("tcp", bind) })
+	if err != nil {
+		return nil, fmt.Errorf("listening for failover voters on %s: %w", bind, err)
+	}
+	return tcpLayer{ln}, nil
+}
+
+type tcpLayer struct{ net.Listener }
+
+// Dial implements raft.StreamLayer. When listening on one address, it
+// dials from that address too, so that the other voters and firewalls see
+// the voter's own address rather than whatever the kernel picks.
+func (t tcpLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if a, ok := t.Listener.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: a.IP}
+	}
+	return d.Dial("tcp", string(addr))
+}
+
+// stores are raft's log, stable and snapshot stores.
+type stores struct {
+	logs    raft.LogStore
+	stable  raft.StableStore
+	snaps   raft.SnapshotStore
+	closers []io.Closer
+}
+
+// openStores opens the durable stores under dir, or memory stores when
+// dir is empty. The log and stable store is hashicorp/raft-wal, as in the
+// geo manager (raft-boltdb/v2 wants a go-metrics raft v1.8.0 no longer has).
+func openStores(dir string, logger hclog.Logger) (*stores, error) {
+	if dir == "" {
+		mem := raft.NewInmemStore()
+		return &stores{logs: mem, stable: mem, snaps: raft.NewInmemSnapshotStore()}, nil
+	}
+	dir = filepath.Join(dir, "failover-raft")
+	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
+		return nil, fmt.Errorf("creating the failover state directory: %w", err)
+	}
+	// raft-wal's Close leaves its bolt meta database open, and with it
+	// the file lock: an engine reopened in the same process would wait
+	// forever. Own the meta database so that it is closed too.
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithSegmentSize(4<<20), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
+	if err != nil {
+		meta.Close()
+		return nil, fmt.Errorf("opening the failover raft log in %s: %w", dir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger.Named("snapshots"))
+	if err != nil {
+		w.Close()
+		meta.Close()
+		return nil, fmt.Errorf("opening the failover snapshots in %s: %w", dir, err)
+	}
+	return &stores{logs: w, stable: w, snaps: snaps, closers: []io.Closer{w, meta}}, nil
+}
+
+func (s *stores) close() error {
+	var errs []error
+	for _, c := range s.closers {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Connection kinds: the first byte on a new connection, so that raft and
+// forwarded requests share one listener.
+const (
+	connRaft    byte = 'R'
+	connForward byte = 'F'
+)
+
+const maxForwardBytes = 1 << 20
+
+var errClosed = errors.New("failover transport is closed")
+
+// mux splits one stream layer into raft's connections and forwarded
+// requests.
+type mux struct {
+	inner   raft.StreamLayer
+	timeout time.Duration
+	raftCh  chan net.Conn
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+func newMux(inner raft.StreamLayer, timeout time.Duration) *mux {
+	return &mux{inner: inner, timeout: timeout, raftCh: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (m *mux) start(handle func(net.Conn)) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		for {
+			c, err := m.inner.Accept()
+			if err != nil {
+				select {
+				case <-m.done:
+					return
+				case <-time.After(20 * time.Millisecond):
+					continue
+				}
+			}
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				m.route(c, handle)
+			}()
+		}
+	}()
+}
+
+func (m *mux) route(c net.Conn, handle func(net.Conn)) {
+	var kind [1]byte
+	c.SetReadDeadline(time.Now().Add(m.timeout))
+	if _, err := io.ReadFull(c, kind[:]); err != nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	switch kind[0] {
+	case connRaft:
+		select {
+		case m.raftCh <- c:
+		case <-m.done:
+			c.Close()
+		case <-time.After(m.timeout):
+			c.Close() // no raft instance is accepting (recovering)
+		}
+	case connForward:
+		handle(c)
+	default:
+		c.Close()
+	}
+}
+
+func (m *mux) close() error {
+	var err error
+	m.once.Do(func() {
+		close(m.done)
+		err = m.inner.Close()
+	})
+	m.wg.Wait()
+	return err
+}
+
+func (m *mux) dial(addr raft.ServerAddress, timeout time.Duration, kind byte) (net.Conn, error) {
+	c, err := m.inner.Dial(addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.SetWriteDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte{kind}); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("opening a failover connection to %s: %w", addr, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	return c, nil
+}
+
+// raftLayer is the stream layer one raft instance sees. Each instance
+// gets its own, so that the transport of a raft shut down for recovery
+// stops taking connections.
+type raftLayer struct {
+	m      *mux
+	closed chan struct{}
+	once   *sync.Once
+}
+
+func newRaftLayer(m *mux) raftLayer {
+	return raftLayer{m: m, closed: make(chan struct{}), once: &sync.Once{}}
+}
+
+// Accept implements net.Listener.
+func (r raftLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-r.m.raftCh:
+		return c, nil
+	case <-r.closed:
+		return nil, errClosed
+	case <-r.m.done:
+		return nil, errClosed
+	}
+}
+
+// Close implements net.Listener; the mux stays open.
+func (r raftLayer) Close() error {
+	r.once.Do(func() { close(r.closed) })
+	return nil
+}
+
+// Addr implements net.Listener.
+func (r raftLayer) Addr() net.Addr { return r.m.inner.Addr() }
+
+// Dial implements raft.StreamLayer.
+func (r raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return r.m.dial(addr, timeout, connRaft)
+}
+
+// forwardRequest asks the leader to apply a command, or pings.
+type forwardRequest struct {
+	Kind string   `json:"kind"` // "apply" or "ping"
+	From string   `json:"from"`
+	Cmd  *command `json:"cmd,omitempty"`
+	// MAC is HMAC-SHA256 with the cluster key over kind, from and the
+	// command's JSON.
+	MAC string `json:"mac"`
+}
+
+type forwardReply struct {
+	NotLeader bool            `json:"not_leader,omitempty"`
+	Result    *result         `json:"result,omitempty"`
+	Err       *protocol.Error `json:"error,omitempty"`
+}
+
+func forwardMAC(key []byte, kind, from string, cmd *command) (string, error) {
+	b, err := json.Marshal(cmd)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(kind + "\n" + from + "\n"))
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil)), nil
+}
+
+// decodeForward reads and verifies one forwarded request.
+func decodeForward(r io.Reader, key []byte) (*forwardRequest, error) {
+	var req forwardRequest
+	if err := json.NewDecoder(io.LimitReader(r, maxForwardBytes)).Decode(&req); err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "", "failover forward request is not valid JSON: %v", err)
+	}
+	if req.Kind != "apply" && req.Kind != "ping" {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "", "failover forward request of unknown kind %q", req.Kind)
+	}
+	if req.Kind == "apply" && req.Cmd == nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "", "failover forward request without a command")
+	}
+	want, err := forwardMAC(key, req.Kind, req.From, req.Cmd)
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeBadRequest, "", "failover forward request: %v", err)
+	}
+	if !hmac.Equal([]byte(want), []byte(req.MAC)) {
+		return nil, protocol.Errorf(protocol.CodeUnauthorized, "every voter needs the same cluster key", "failover forward request from %q has a bad signature", req.From)
+	}
+	return &req, nil
+}
+
+// raftNode is this voter's raft instance and its transport.
+type raftNode struct {
+	cfg    Config
+	key    []byte
+	fsm    *fsm
+	stores *stores
+	mux    *mux
+	hl     hclog.Logger
+	retry  time.Duration
+	done   chan struct{}
+
+	mu    sync.Mutex
+	raft  *raft.Raft
+	trans *raft.NetworkTransport
+}
+
+func (r *raftNode) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(r.cfg.Node)
+	rc.HeartbeatTimeout = r.cfg.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = r.cfg.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = r.cfg.Raft.LeaderLeaseTimeout
+	rc.CommitTimeout = r.cfg.Raft.CommitTimeout
+	rc.SnapshotThreshold = 1024
+	rc.Logger = r.hl
+	return rc
+}
+
+func (r *raftNode) newTransport() *raft.NetworkTransport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  newRaftLayer(r.mux),
+		MaxPool: 3,
+		Timeout: r.cfg.Raft.TransportTimeout,
+		Logger:  r.hl.Named("transport"),
+	})
+}
+
+// openRaft opens (or creates) the raft state and starts raft.
+func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog io.Writer) (*raftNode, error) {
+	if raftLog == nil {
+		raftLog = io.Discard
+	}
+	hl := hclog.New(&hclog.LoggerOptions{Name: "failover-raft", Output: raftLog, Level: hclog.Info})
+	st, err := openStores(cfg.DataDir, hl)
+	if err != nil {
+		return nil, err
+	}
+	r := &raftNode{cfg: cfg, key: key, fsm: f, stores: st, hl: hl, done: make(chan struct{}),
+		retry: min(max(cfg.Timing.Keepalive/2, 5*time.Millisecond), time.Second)}
+	r.mux = newMux(stream, cfg.Raft.TransportTimeout)
+	r.trans = r.newTransport()
+	fail := func(err error) (*raftNode, error) {
+		r.trans.Close()
+		r.mux.close()
+		st.close()
+		return nil, err
+	}
+	existing, err := raft.HasExistingState(st.logs, st.stable, st.snaps)
+	if err != nil {
+		return fail(fmt.Errorf("reading the failover raft state: %w", err))
+	}
+	if !existing {
+		// Every voter bootstraps the same configuration, which raft
+		// allows; they then elect a leader among themselves.
+		var conf raft.Configuration
+		for _, v := range cfg.Voters {
+			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.Name), Address: raft.ServerAddress(v.Addr)})
+		}
+		if err := raft.BootstrapCluster(r.raftConfig(), st.logs, st.stable, st.snaps, r.trans, conf); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fail(fmt.Errorf("bootstrapping the failover raft group: %w", err))
+		}
+	}
+	rf, err := raft.NewRaft(r.raftConfig(), f, st.logs, st.stable, st.snaps, r.trans)
+	if err != nil {
+		return fail(fmt.Errorf("starting failover raft: %w", err))
+	}
+	r.raft = rf
+	r.mux.start(r.serveForward)
+	return r, nil
+}
+
+func (r *raftNode) get() *raft.Raft {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.raft
+}
+
+func (r *raftNode) isLeader() bool { return r.get().State() == raft.Leader }
+
+// leader returns the leader's id, or "".
+func (r *raftNode) leader() string {
+	_, id := r.get().LeaderWithID()
+	return string(id)
+}
+
+var errNotLeader = errors.New("not the failover leader")
+
+// applyLocal stamps c with this leader's clock and applies it.
+func (r *raftNode) applyLocal(ctx context.Context, c *command) (result, error) {
+	c.At = time.Now().UTC().Round(0)
+	b, err := json.Marshal(c)
+	if err != nil {
+		return result{}, protocol.Errorf(protocol.CodeInternal, "", "encoding a failover command: %v", err)
+	}
+	timeout := r.cfg.Raft.TransportTimeout
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	if timeout <= 0 {
+		return result{}, context.DeadlineExceeded
+	}
+	f := r.get().Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return result{}, errNotLeader
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return result{}, protocol.Errorf(protocol.CodeUnreachable, "see status for whether it took effect",
+				"the failover leader lost its majority while committing %s: it may or may not have taken effect", c.Op)
+		}
+		return result{}, fmt.Errorf("committing failover %s: %w", c.Op, err)
+	}
+	res, ok := f.Response().(result)
+	if !ok {
+		return result{}, protocol.Errorf(protocol.CodeInternal, "", "failover %s: the state machine gave %T", c.Op, f.Response())
+	}
+	return res, nil
+}
+
+// serveForward answers one forwarded request.
+func (r *raftNode) serveForward(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(r.cfg.Raft.TransportTimeout))
+	rep := &forwardReply{}
+	req, err := decodeForward(c, r.key)
+	switch {
+	case err != nil:
+		rep.Err = protocol.AsError(err)
+	case req.Kind == "ping":
+	case !r.isLeader():
+		rep.NotLeader = true
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Raft.TransportTimeout)
+		res, err := r.applyLocal(ctx, req.Cmd)
+		cancel()
+		switch {
+		case errors.Is(err, errNotLeader):
+			rep.NotLeader = true
+		case err != nil:
+			rep.Err = protocol.AsError(err)
+		default:
+			rep.Result = &res
+		}
+	}
+	json.NewEncoder(c).Encode(rep)
+}
+
+// call sends one request to the voter at addr.
+func (r *raftNode) call(ctx context.Context, addr raft.ServerAddress, req forwardRequest) (*forwardReply, error) {
+	mac, err := forwardMAC(r.key, req.Kind, req.From, req.Cmd)
+	if err != nil {
+		return nil, err
+	}
+	req.MAC = mac
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(r.cfg.Raft.TransportTimeout)
+	}
+	c, err := r.mux.dial(addr, time.Until(deadline), connForward)
+	if err != nil {
+		return nil, fmt.Errorf("dialling %s: %w", addr, err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	c.SetDeadline(deadline)
+	if err := json.NewEncoder(c).Encode(req); err != nil {
+		return nil, fmt.Errorf("sending to %s: %w", addr, err)
+	}
+	var rep forwardReply
+	if err := json.NewDecoder(io.LimitReader(c, maxForwardBytes)).Decode(&rep); err != nil {
+		return nil, fmt.Errorf("reading the reply from %s: %w", addr, err)
+	}
+	return &rep, nil
+}
+
+// ping checks that the voter's engine answers on the failover channel.
+func (r *raftNode) ping(ctx context.Context, v Voter) error {
+	rep, err := r.call(ctx, raft.ServerAddress(v.Addr), forwardRequest{Kind: "ping", From: r.cfg.Node})
+	if err != nil {
+		return err
+	}
+	if rep.Err != nil {
+		return rep.Err
+	}
+	return nil
+}
+
+// propose has c applied by the leader, wherever it is, retrying until ctx
+// ends while there is no leader. A refusal by the rules is returned as its
+// *protocol.Error together with the result.
+func (r *raftNode) propose(ctx context.Context, c *command) (result, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.cfg.Raft.TransportTimeout)
+		defer cancel()
+	}
+	c.By = r.cfg.Node
+	var lastErr error
+	for {
+		wait := r.fsm.changed.wait()
+		addr, id := r.get().LeaderWithID()
+		var res result
+		var err error
+		switch id {
+		case "":
+			err = errors.New("no leader elected")
+		case raft.ServerID(r.cfg.Node):
+			res, err = r.applyLocal(ctx, c)
+		default:
+			var rep *forwardReply
+			rep, err = r.call(ctx, addr, forwardRequest{Kind: "apply", From: r.cfg.Node, Cmd: c})
+			switch {
+			case err != nil:
+			case rep.NotLeader:
+				err = errNotLeader
+			case rep.Err != nil:
+				return result{}, rep.Err
+			case rep.Result == nil:
+				err = fmt.Errorf("the failover leader %s sent an empty reply", id)
+			default:
+				res = *rep.Result
+			}
+		}
+		if err == nil {
+			if res.Err != nil {
+				return res, res.Err
+			}
+			return res, nil
+		}
+		var pe *protocol.Error
+		if errors.As(err, &pe) {
+			return result{}, err
+		}
+		lastErr = err
+		t := time.NewTimer(r.retry)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return result{}, protocol.Errorf(protocol.CodeUnreachable,
+				"a decision needs a majority of the cluster's voters: check the links to the other nodes and the witness",
+				"no failover leader reachable from %s (%v)", r.cfg.Node, lastErr)
+		case <-r.done:
+			t.Stop()
+			return result{}, protocol.Errorf(protocol.CodeUnreachable, "", "the failover engine of %s is shutting down", r.cfg.Node)
+		case <-wait:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+// servers returns the current raft configuration.
+func (r *raftNode) servers() ([]raft.Server, error) {
+	f := r.get().GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, err
+	}
+	return f.Configuration().Servers, nil
+}
+
+// forceAlone rewrites the raft configuration to this voter alone and
+// restarts raft, so that it can commit without the voters it lost. Only
+// safe when those voters cannot form a majority of the old configuration
+// among themselves (see Engine.canForce).
+func (r *raftNode) forceAlone() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.raft.Shutdown().Error(); err != nil {
+		return fmt.Errorf("stopping raft for recovery: %w", err)
+	}
+	me, _ := r.cfg.voter(r.cfg.Node)
+	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(me.Name), Address: raft.ServerAddress(me.Addr)}}}
+	trans := r.newTransport()
+	recErr := raft.RecoverCluster(r.raftConfig(), newFSM(nil), r.stores.logs, r.stores.stable, r.stores.snaps, trans, conf)
+	rf, err := raft.NewRaft(r.raftConfig(), r.fsm, r.stores.logs, r.stores.stable, r.stores.snaps, trans)
+	if err != nil {
+		return fmt.Errorf("restarting raft after recovery: %w", errors.Join(recErr, err))
+	}
+	r.raft, r.trans = rf, trans
+	if recErr != nil {
+		return fmt.Errorf("recovering the failover raft group alone: %w", recErr)
+	}
+	return nil
+}
+
+// addVoter adds v back to the configuration (leader only).
+func (r *raftNode) addVoter(v Voter) error {
+	return r.get().AddVoter(raft.ServerID(v.Name), raft.ServerAddress(v.Addr), 0, r.cfg.Raft.TransportTimeout).Error()
+}
+
+func (r *raftNode) close() error {
+	close(r.done)
+	errs := []error{r.get().Shutdown().Error(), r.mux.close(), r.stores.close()}
+	return errors.Join(errs...)
+}

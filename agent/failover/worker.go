@@ -1,0 +1,522 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hatui/hatui/agent/health"
+	"github.com/hatui/hatui/agent/resource"
+)
+
+// wantKind is what the engine wants of the local group.
+type wantKind int
+
+const (
+	// wantUnmanaged: start nothing, stop nothing (maintenance, disabled).
+	wantUnmanaged wantKind = iota
+	// wantKeep: leave it as it is (while a claim is in flight).
+	wantKeep
+	wantStopped
+	wantRunning
+)
+
+// want is the engine's wish for the local group.
+type want struct {
+	kind wantKind
+	// epoch the group runs at (running), or is released at (release).
+	epoch     uint64
+	notBefore time.Time
+	// release the group in the log after a clean stop, banning this node
+	// when ban is set, then fence or reboot when then says so.
+	release bool
+	ban     string
+	then    health.Action
+	// deadline bounds the stop (self-fence: the stop deadline).
+	deadline time.Time
+	reason   string
+}
+
+// workerStatus is what the worker knows of the local group.
+type workerStatus struct {
+	running bool   // resources are (believed) running here
+	epoch   uint64 // the epoch they were started or confirmed at
+	busy    string // the operation in progress, "" when idle
+	err     string // the last failure
+	unclean bool   // a stop failed: resources may still run
+}
+
+// worker converges the local group to what the engine wants, one
+// operation at a time. Monitors and health-check restarts run here too, so
+// that they never overlap a start or stop.
+type worker struct {
+	e *Engine
+	g *resource.Group
+
+	kick chan struct{}
+
+	mu       sync.Mutex
+	want     want
+	st       workerStatus
+	cancelOp context.CancelFunc // cancels a start in progress
+	released uint64             // epoch released at
+	// stopped is the newest epoch at which the group stopped here (or
+	// failed to start): it never starts again at that epoch, only after
+	// the log gives it a newer one.
+	stopped  uint64
+	recovers []recoverReq
+	phase    phaseReport
+}
+
+type recoverReq struct {
+	resource, check, reason string
+}
+
+func newWorker(e *Engine) *worker {
+	return &worker{e: e, g: e.deps.Group, kick: make(chan struct{}, 1), want: want{kind: wantUnmanaged}}
+}
+
+func (w *worker) wake() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// set replaces the wish; a start in progress is cancelled when the group
+// must now stop.
+func (w *worker) set(nw want) {
+	w.mu.Lock()
+	old := w.want
+	w.want = nw
+	cancel := w.cancelOp
+	w.mu.Unlock()
+	if nw.kind == wantStopped && old.kind == wantRunning && cancel != nil {
+		cancel()
+	}
+	if nw.kind != old.kind || nw.epoch != old.epoch || nw.release != old.release || !nw.notBefore.Equal(old.notBefore) {
+		w.wake()
+	}
+}
+
+func (w *worker) status() workerStatus {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st
+}
+
+func (w *worker) stoppedAt() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped
+}
+
+func (w *worker) current() want {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.want
+}
+
+// requestRecover queues a restart of resource for a major check.
+func (w *worker) requestRecover(r recoverReq) {
+	w.mu.Lock()
+	w.recovers = append(w.recovers, r)
+	w.mu.Unlock()
+	w.wake()
+}
+
+func (w *worker) run() {
+	e := w.e
+	ctx := e.ctx
+	w.discover(ctx)
+	monitor := time.NewTicker(e.cfg.Timing.MonitorInterval)
+	defer monitor.Stop()
+	for {
+		var wait time.Duration = time.Hour
+		wt := w.current()
+		switch wt.kind {
+		case wantRunning:
+			if d := time.Until(wt.notBefore); d > 0 && !w.status().running {
+				wait = d
+				break
+			}
+			w.ensureRunning(ctx, wt)
+		case wantStopped:
+			w.ensureStopped(ctx, wt)
+		}
+		if r, ok := w.nextRecover(); ok {
+			w.recoverNow(ctx, r, true)
+			continue
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-w.kick:
+		case <-t.C:
+		case <-monitor.C:
+			w.monitor(ctx)
+		}
+		t.Stop()
+	}
+}
+
+// discover finds out, at start, whether the group's resources run here
+// (an agent restarted under a running PBX).
+func (w *worker) discover(ctx context.Context) {
+	for _, p := range w.g.Monitor(ctx) {
+		if p.Status.State == resource.StateRunning || p.Status.State == resource.StateFailed {
+			w.mu.Lock()
+			w.st.running = true
+			w.mu.Unlock()
+			return
+		}
+	}
+}
+
+func (w *worker) nextRecover() (recoverReq, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.recovers) == 0 {
+		return recoverReq{}, false
+	}
+	r := w.recovers[0]
+	w.recovers = w.recovers[1:]
+	return r, true
+}
+
+func (w *worker) setBusy(op string) {
+	w.mu.Lock()
+	w.st.busy = op
+	w.mu.Unlock()
+}
+
+func (w *worker) ensureRunning(ctx context.Context, wt want) {
+	e := w.e
+	st := w.status()
+	if st.running && st.epoch == wt.epoch && st.err == "" {
+		return
+	}
+	if wt.epoch <= w.stoppedAt() && !st.running {
+		// Stopped at this epoch already (released, self-fenced, failed
+		// to start): a decision made on an older view of the log.
+		if st.err != "" && !st.unclean {
+			w.release(wt.epoch, "start failed: "+st.err, "start failed: "+st.err, "")
+		}
+		return
+	}
+	if st.err != "" && st.epoch == wt.epoch {
+		// This epoch's start failed: hand the group on (again, if the
+		// first release did not commit).
+		if !st.unclean {
+			w.release(wt.epoch, "start failed: "+st.err, "start failed: "+st.err, "")
+		}
+		return
+	}
+	if st.running && w.g.Status(e.cfg.Node).State == resource.GroupStarted {
+		// Confirmed by a claim while it kept running.
+		w.mu.Lock()
+		w.st.epoch = wt.epoch
+		w.mu.Unlock()
+		w.reportPhase(wt.epoch, PhaseStarted, "")
+		return
+	}
+	octx, cancel := context.WithCancel(ctx)
+	w.mu.Lock()
+	w.cancelOp = cancel
+	w.mu.Unlock()
+	defer func() {
+		cancel()
+		w.mu.Lock()
+		w.cancelOp = nil
+		w.mu.Unlock()
+	}()
+	w.setBusy("starting")
+	w.reportPhase(wt.epoch, PhaseStarting, "")
+	ev := e.event(EvStarting, "starting %s (epoch %d)", w.g.Name(), wt.epoch)
+	ev.Epoch = wt.epoch
+	e.emit(ev)
+	err := w.g.Start(octx)
+	w.setBusy("")
+	if err == nil {
+		w.mu.Lock()
+		w.st = workerStatus{running: true, epoch: wt.epoch}
+		w.mu.Unlock()
+		w.resumeChecks()
+		ev := e.event(EvStarted, "%s started here (epoch %d)", w.g.Name(), wt.epoch)
+		ev.Epoch = wt.epoch
+		e.emit(ev)
+		w.reportPhase(wt.epoch, PhaseStarted, "")
+		return
+	}
+	var se *resource.StartError
+	unclean := errors.As(err, &se) && se.Rollback != nil
+	w.mu.Lock()
+	w.st = workerStatus{running: unclean, epoch: wt.epoch, err: err.Error(), unclean: unclean}
+	w.stopped = max(w.stopped, wt.epoch)
+	w.mu.Unlock()
+	if octx.Err() != nil && ctx.Err() == nil {
+		// Cancelled because the group must stop now: not a failure of
+		// this node.
+		w.mu.Lock()
+		w.st.err = ""
+		w.mu.Unlock()
+		return
+	}
+	ev = e.event(EvStartFailed, "starting %s failed: %v", w.g.Name(), err)
+	ev.Epoch = wt.epoch
+	e.emit(ev)
+	if unclean {
+		w.reportPhase(wt.epoch, PhaseFailed, "start failed and its rollback too: fence "+e.cfg.Node+": "+err.Error())
+		return
+	}
+	// A failed start bans this node (resource: start failure is fatal)
+	// and hands the group to the next one.
+	w.release(wt.epoch, "start failed: "+err.Error(), "start failed: "+err.Error(), "")
+}
+
+func (w *worker) ensureStopped(ctx context.Context, wt want) {
+	e := w.e
+	st := w.status()
+	if st.running {
+		sctx := ctx
+		if !wt.deadline.IsZero() {
+			var cancel context.CancelFunc
+			sctx, cancel = context.WithDeadline(ctx, wt.deadline)
+			defer cancel()
+		}
+		w.suspendChecks()
+		w.setBusy("stopping")
+		if wt.release {
+			w.reportPhase(wt.epoch, PhaseStopping, wt.reason)
+		}
+		ev := e.event(EvStopping, "stopping %s: %s", w.g.Name(), wt.reason)
+		ev.Epoch = wt.epoch
+		e.emit(ev)
+		err := w.g.Stop(sctx)
+		w.setBusy("")
+		if err != nil {
+			w.mu.Lock()
+			w.st.err, w.st.unclean = err.Error(), true
+			w.mu.Unlock()
+			ev := e.event(EvStopFailed, "stopping %s failed: %v; this node must be fenced before another takes the group", w.g.Name(), err)
+			ev.Epoch = wt.epoch
+			e.emit(ev)
+			if wt.release {
+				w.reportPhase(wt.epoch, PhaseFailed, "stop failed: fence "+e.cfg.Node+": "+err.Error())
+			}
+			return
+		}
+		w.mu.Lock()
+		w.stopped = max(w.stopped, st.epoch, wt.epoch)
+		w.st = workerStatus{}
+		w.mu.Unlock()
+		ev = e.event(EvStopped, "%s stopped here (%s)", w.g.Name(), wt.reason)
+		ev.Epoch = wt.epoch
+		e.emit(ev)
+	}
+	if wt.release && !w.status().unclean {
+		w.release(wt.epoch, wt.ban, wt.reason, wt.then)
+	}
+}
+
+// release records in the log that this node gave the group up, then
+// carries out the fence or reboot a fatal check asked for.
+func (w *worker) release(epoch uint64, ban, reason string, then health.Action) {
+	w.mu.Lock()
+	done := w.released == epoch
+	w.mu.Unlock()
+	if done {
+		return
+	}
+	e := w.e
+	e.async(fmt.Sprintf("release/%d", epoch), func(ctx context.Context) {
+		if _, err := e.propose(ctx, &command{Op: opRelease, Node: e.cfg.Node, Epoch: epoch, Ban: ban, Reason: reason}); err != nil {
+			return
+		}
+		w.mu.Lock()
+		w.released = epoch
+		w.mu.Unlock()
+		e.mu.Lock()
+		if ban != "" {
+			e.leave = nil
+		}
+		e.mu.Unlock()
+		ev := e.event(EvReleased, "%s released %s at epoch %d: %s", e.cfg.Node, e.cfg.Group, epoch, reason)
+		ev.Epoch = epoch
+		e.emit(ev)
+		w.after(then)
+	})
+}
+
+// after carries out the fence or reboot a fatal check asked for.
+func (w *worker) after(then health.Action) {
+	e := w.e
+	switch then {
+	case health.ActionFence:
+		e.async("self-fence-device", func(ctx context.Context) {
+			if e.deps.Fencer == nil || !e.deps.Fencer.CanFence(e.cfg.Node) {
+				e.emit(e.event(EvEscalated, "a fatal check asked to fence %s, but it has no fencing device: the group was released instead", e.cfg.Node))
+				return
+			}
+			e.fence(ctx, e.cfg.Node, "a fatal check asked for it")
+		})
+	case health.ActionReboot:
+		e.async("reboot", func(context.Context) {
+			if e.deps.Reboot == nil {
+				e.emit(e.event(EvEscalated, "a fatal check asked to reboot %s, but no reboot hook is configured: the group was released instead", e.cfg.Node))
+				return
+			}
+			e.deps.Reboot()
+		})
+	}
+}
+
+// reportPhase sets the phase the log should show; syncPhase writes it.
+// Level-triggered, so that phases reported in quick succession never
+// land in the log out of order.
+func (w *worker) reportPhase(epoch uint64, ph Phase, reason string) {
+	w.mu.Lock()
+	w.phase = phaseReport{epoch: epoch, phase: ph, reason: reason}
+	w.mu.Unlock()
+	w.e.kickLoop()
+}
+
+type phaseReport struct {
+	epoch  uint64
+	phase  Phase
+	reason string
+}
+
+// syncPhase proposes the wanted phase when the log shows another one.
+func (w *worker) syncPhase(st *State) {
+	w.mu.Lock()
+	p := w.phase
+	w.mu.Unlock()
+	e := w.e
+	g := st.Group
+	if p.epoch == 0 || g.Holder != e.cfg.Node || g.Epoch != p.epoch || g.Phase == p.phase && g.Reason == p.reason {
+		return
+	}
+	e.async("phase", func(ctx context.Context) {
+		e.propose(ctx, &command{Op: opPhase, Node: e.cfg.Node, Epoch: p.epoch, Phase: p.phase, Reason: p.reason})
+	})
+}
+
+// monitor runs the resources' monitors: a failed resource of a running
+// group is restarted, or the group leaves at the migration threshold; a
+// resource running where the group is not is stopped.
+func (w *worker) monitor(ctx context.Context) {
+	wt := w.current()
+	if wt.kind == wantUnmanaged || wt.kind == wantKeep {
+		return
+	}
+	st := w.status()
+	for _, p := range w.g.Monitor(ctx) {
+		switch {
+		case p.Failed && st.running && p.Migrate:
+			w.e.requestLeave(fmt.Sprintf("%s failed %d times (migration threshold)", p.Resource, p.FailCount), "")
+		case p.Failed && st.running:
+			w.recoverNow(ctx, recoverReq{resource: p.Resource, reason: p.Status.String()}, false)
+		case p.Unexpected && !st.running && wt.kind == wantStopped:
+			w.mu.Lock()
+			w.st.running = true // stop it on the next pass
+			w.mu.Unlock()
+			w.wake()
+		}
+	}
+}
+
+// recoverNow restarts a failed resource of the running group: for a
+// major check (count: record the failure) or a resource monitor (the
+// group already counted it).
+func (w *worker) recoverNow(ctx context.Context, r recoverReq, count bool) {
+	e := w.e
+	if !w.status().running || w.current().kind != wantRunning {
+		return
+	}
+	if count {
+		w.g.RecordFailure(r.resource, "health "+r.check, r.reason)
+	}
+	if e.deps.Monitor != nil {
+		e.deps.Monitor.Suspend(r.resource)
+		defer e.deps.Monitor.Resume(r.resource)
+	}
+	w.setBusy("restarting " + r.resource)
+	err := w.g.Recover(ctx, r.resource)
+	w.setBusy("")
+	if err == nil {
+		e.emit(e.event(EvRestart, "restarted %s: %s", r.resource, r.reason))
+		return
+	}
+	var se *resource.StartError
+	var ste *resource.StopError
+	switch {
+	case errors.Is(err, resource.ErrMigrationThreshold):
+		e.requestLeave(err.Error(), "")
+	case errors.As(err, &ste), errors.As(err, &se) && se.Rollback != nil:
+		w.mu.Lock()
+		w.st.err, w.st.unclean = err.Error(), true
+		w.mu.Unlock()
+		e.emit(e.event(EvStopFailed, "restarting %s failed: %v; this node must be fenced before another takes the group", r.resource, err))
+	default:
+		// The start failed and was rolled back: part of the group is
+		// down, and a failed start bans the node.
+		w.mu.Lock()
+		w.st.running = w.g.Status(e.cfg.Node).State != resource.GroupStopped
+		w.mu.Unlock()
+		e.requestLeave("restart of "+r.resource+" failed: "+err.Error(), "")
+	}
+}
+
+func (w *worker) suspendChecks() {
+	if m := w.e.deps.Monitor; m != nil {
+		for _, r := range w.g.Resources() {
+			m.Suspend(r.Name())
+		}
+	}
+}
+
+func (w *worker) resumeChecks() {
+	if m := w.e.deps.Monitor; m != nil {
+		for _, r := range w.g.Resources() {
+			m.Resume(r.Name())
+		}
+	}
+}
+
+// requestLeave asks the holder to give the group up.
+func (e *Engine) requestLeave(reason string, then health.Action) {
+	e.mu.Lock()
+	if e.leave == nil {
+		e.leave = &leaveReq{reason: reason, then: then}
+	}
+	e.mu.Unlock()
+	e.emit(e.event(EvEscalated, "%s leaves %s: %s", e.cfg.Node, e.cfg.Group, reason))
+	e.kickLoop()
+}
+
+// healthLoop acts on the health monitor's decisions.
+func (e *Engine) healthLoop() {
+	for ev := range e.deps.Monitor.Events() {
+		d := ev.Decision
+		if d == nil {
+			continue
+		}
+		switch d.Action {
+		case health.ActionLog:
+			e.emit(e.event(EvCheckFailed, "%s", d.Reason))
+		case health.ActionRestart:
+			e.w.requestRecover(recoverReq{resource: d.Resource, check: d.Check, reason: d.Reason})
+		case health.ActionFailover, health.ActionFence, health.ActionReboot:
+			then := d.Action
+			if then == health.ActionFailover {
+				then = ""
+			}
+			e.requestLeave(d.Reason, then)
+		}
+	}
+}
