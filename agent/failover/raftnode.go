@@ -10,16 +10,14 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 
+	"github.com/hatui/hatui/agent/raftstore"
 	"github.com/hatui/hatui/protocol"
 )
 
@@ -46,52 +44,6 @@ func (t tcpLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn
 		d.LocalAddr = &net.TCPAddr{IP: a.IP}
 	}
 	return d.Dial("tcp", string(addr))
-}
-
-// stores are raft's log, stable and snapshot stores.
-type stores struct {
-	logs    raft.LogStore
-	stable  raft.StableStore
-	snaps   raft.SnapshotStore
-	closers []io.Closer
-}
-
-// openStores opens the durable stores under dir, or memory stores when
-// dir is empty. The log and stable store is hashicorp/raft-wal, as in the
-// geo manager (raft-boltdb/v2 wants a go-metrics raft v1.8.0 no longer has).
-func openStores(dir string, logger hclog.Logger) (*stores, error) {
-	if dir == "" {
-		mem := raft.NewInmemStore()
-		return &stores{logs: mem, stable: mem, snaps: raft.NewInmemSnapshotStore()}, nil
-	}
-	dir = filepath.Join(dir, "failover-raft")
-	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
-		return nil, fmt.Errorf("creating the failover state directory: %w", err)
-	}
-	// raft-wal's Close leaves its bolt meta database open, and with it
-	// the file lock: an engine reopened in the same process would wait
-	// forever. Own the meta database so that it is closed too.
-	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithSegmentSize(4<<20), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
-	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("opening the failover raft log in %s: %w", dir, err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger.Named("snapshots"))
-	if err != nil {
-		w.Close()
-		meta.Close()
-		return nil, fmt.Errorf("opening the failover snapshots in %s: %w", dir, err)
-	}
-	return &stores{logs: w, stable: w, snaps: snaps, closers: []io.Closer{w, meta}}, nil
-}
-
-func (s *stores) close() error {
-	var errs []error
-	for _, c := range s.closers {
-		errs = append(errs, c.Close())
-	}
-	return errors.Join(errs...)
 }
 
 // Connection kinds: the first byte on a new connection, so that raft and
@@ -284,7 +236,7 @@ type raftNode struct {
 	cfg    Config
 	key    []byte
 	fsm    *fsm
-	stores *stores
+	stores *raftstore.Stores
 	mux    *mux
 	hl     hclog.Logger
 	retry  time.Duration
@@ -322,7 +274,11 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 		raftLog = io.Discard
 	}
 	hl := hclog.New(&hclog.LoggerOptions{Name: "failover-raft", Output: raftLog, Level: hclog.Info})
-	st, err := openStores(cfg.DataDir, hl)
+	dir := ""
+	if cfg.DataDir != "" {
+		dir = filepath.Join(cfg.DataDir, "failover-raft")
+	}
+	st, err := raftstore.Open(dir, "failover", hl)
 	if err != nil {
 		return nil, err
 	}
@@ -333,10 +289,10 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 	fail := func(err error) (*raftNode, error) {
 		r.trans.Close()
 		r.mux.close()
-		st.close()
+		st.Close()
 		return nil, err
 	}
-	existing, err := raft.HasExistingState(st.logs, st.stable, st.snaps)
+	existing, err := raft.HasExistingState(st.Logs, st.Stable, st.Snaps)
 	if err != nil {
 		return fail(fmt.Errorf("reading the failover raft state: %w", err))
 	}
@@ -347,11 +303,11 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 		for _, v := range cfg.Voters {
 			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.Name), Address: raft.ServerAddress(v.Addr)})
 		}
-		if err := raft.BootstrapCluster(r.raftConfig(), st.logs, st.stable, st.snaps, r.trans, conf); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		if err := raft.BootstrapCluster(r.raftConfig(), st.Logs, st.Stable, st.Snaps, r.trans, conf); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fail(fmt.Errorf("bootstrapping the failover raft group: %w", err))
 		}
 	}
-	rf, err := raft.NewRaft(r.raftConfig(), f, st.logs, st.stable, st.snaps, r.trans)
+	rf, err := raft.NewRaft(r.raftConfig(), f, st.Logs, st.Stable, st.Snaps, r.trans)
 	if err != nil {
 		return fail(fmt.Errorf("starting failover raft: %w", err))
 	}
@@ -563,8 +519,8 @@ func (r *raftNode) forceAlone() error {
 	me, _ := r.cfg.voter(r.cfg.Node)
 	conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(me.Name), Address: raft.ServerAddress(me.Addr)}}}
 	trans := r.newTransport()
-	recErr := raft.RecoverCluster(r.raftConfig(), newFSM(nil), r.stores.logs, r.stores.stable, r.stores.snaps, trans, conf)
-	rf, err := raft.NewRaft(r.raftConfig(), r.fsm, r.stores.logs, r.stores.stable, r.stores.snaps, trans)
+	recErr := raft.RecoverCluster(r.raftConfig(), newFSM(nil), r.stores.Logs, r.stores.Stable, r.stores.Snaps, trans, conf)
+	rf, err := raft.NewRaft(r.raftConfig(), r.fsm, r.stores.Logs, r.stores.Stable, r.stores.Snaps, trans)
 	if err != nil {
 		return fmt.Errorf("restarting raft after recovery: %w", errors.Join(recErr, err))
 	}
@@ -582,6 +538,6 @@ func (r *raftNode) addVoter(v Voter) error {
 
 func (r *raftNode) close() error {
 	close(r.done)
-	errs := []error{r.get().Shutdown().Error(), r.mux.close(), r.stores.close()}
+	errs := []error{r.get().Shutdown().Error(), r.mux.close(), r.stores.Close()}
 	return errors.Join(errs...)
 }

@@ -7,12 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/hatui/hatui/agent/raftstore"
 	"github.com/hatui/hatui/protocol"
 )
 
@@ -65,7 +67,7 @@ type Manager struct {
 	arb     bool
 	changed *signal
 	fsm     *fsm
-	stores  *stores
+	stores  *raftstore.Stores
 	mux     *mux
 	trans   *raft.NetworkTransport
 	raft    *raft.Raft
@@ -130,7 +132,11 @@ func Open(cfg Config, deps Deps) (*Manager, error) {
 		m.know = k
 	}
 
-	st, err := openStores(cfg.DataDir, hl)
+	dir := ""
+	if cfg.DataDir != "" {
+		dir = filepath.Join(cfg.DataDir, "raft")
+	}
+	st, err := raftstore.Open(dir, "geo", hl)
 	if err != nil {
 		return nil, err
 	}
@@ -145,11 +151,11 @@ func Open(cfg Config, deps Deps) (*Manager, error) {
 	fail := func(err error) (*Manager, error) {
 		m.trans.Close()
 		m.mux.close()
-		st.close()
+		st.Close()
 		return nil, err
 	}
 	rc := cfg.raftConfig(hl)
-	existing, err := raft.HasExistingState(st.logs, st.stable, st.snaps)
+	existing, err := raft.HasExistingState(st.Logs, st.Stable, st.Snaps)
 	if err != nil {
 		return fail(fmt.Errorf("reading the geo raft state: %w", err))
 	}
@@ -160,11 +166,11 @@ func Open(cfg Config, deps Deps) (*Manager, error) {
 		for _, v := range cfg.Voters {
 			conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(v.Node), Address: raft.ServerAddress(v.Addr)})
 		}
-		if err := raft.BootstrapCluster(rc, st.logs, st.stable, st.snaps, m.trans, conf); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		if err := raft.BootstrapCluster(rc, st.Logs, st.Stable, st.Snaps, m.trans, conf); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fail(fmt.Errorf("bootstrapping the geo raft group: %w", err))
 		}
 	}
-	r, err := raft.NewRaft(rc, m.fsm, st.logs, st.stable, st.snaps, m.trans)
+	r, err := raft.NewRaft(rc, m.fsm, st.Logs, st.Stable, st.Snaps, m.trans)
 	if err != nil {
 		return fail(fmt.Errorf("starting geo raft: %w", err))
 	}
@@ -223,7 +229,7 @@ func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	m.raft.DeregisterObserver(m.observer)
-	errs := []error{m.raft.Shutdown().Error(), m.trans.Close(), m.mux.close(), m.stores.close()}
+	errs := []error{m.raft.Shutdown().Error(), m.trans.Close(), m.mux.close(), m.stores.Close()}
 	m.log.Info("geo manager stopped")
 	return errors.Join(errs...)
 }

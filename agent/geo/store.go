@@ -4,66 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/raft"
-	wal "github.com/hashicorp/raft-wal"
-	"github.com/hashicorp/raft-wal/metadb"
 )
-
-// stores are raft's log, stable and snapshot stores.
-type stores struct {
-	logs    raft.LogStore
-	stable  raft.StableStore
-	snaps   raft.SnapshotStore
-	closers []io.Closer
-}
-
-// openStores opens the durable stores under dataDir, or memory stores when
-// dataDir is empty. The log and stable store is hashicorp/raft-wal (the
-// write-ahead log Consul uses), since raft-boltdb/v2 needs a go-metrics
-// with the compat package that raft v1.8.0's go-metrics no longer has.
-func openStores(dataDir string, logger hclog.Logger) (*stores, error) {
-	if dataDir == "" {
-		mem := raft.NewInmemStore()
-		return &stores{logs: mem, stable: mem, snaps: raft.NewInmemSnapshotStore()}, nil
-	}
-	dir := filepath.Join(dataDir, "raft")
-	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
-		return nil, fmt.Errorf("creating the geo raft directory: %w", err)
-	}
-	// raft-wal v0.4.0's Close leaves its metadata database open (and
-	// locked), so the manager opens and closes it itself: an agent that
-	// reopens its store in the same process would wait forever otherwise.
-	meta := &metadb.BoltMetaDB{}
-	// Geo entries are a few hundred bytes: small segments, not the 64 MiB
-	// preallocated by default.
-	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithSegmentSize(4<<20), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
-	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("opening the geo raft log in %s: %w", dir, err)
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger.Named("snapshots"))
-	if err != nil {
-		w.Close()
-		meta.Close()
-		return nil, fmt.Errorf("opening the geo snapshots in %s: %w", dir, err)
-	}
-	return &stores{logs: w, stable: w, snaps: snaps, closers: []io.Closer{w, meta}}, nil
-}
-
-func (s *stores) close() error {
-	var errs []error
-	for _, c := range s.closers {
-		errs = append(errs, c.Close())
-	}
-	return errors.Join(errs...)
-}
 
 // knowledge is what this site last derived about its own service: the mode
 // it knows and how long it may keep serving. It is kept on disk so that a
