@@ -10,27 +10,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/membership"
 	"github.com/hatui/hatui/protocol"
 	"github.com/hatui/hatui/protocol/client"
 )
 
-const testKey = "f3r7m1w4qH0n8C5sXk2c6p9yZb1vA0eL3uT7oI4jQ5g=" // 32 bytes, tests only
-
-// nextIP hands out a fresh loopback address per node, so restarted nodes
-// keep theirs and tests in this package never collide (127.0.10.0/23 is
-// this package's range; other packages use others).
-var ipCounter atomic.Int32
-
-func nextIP() string {
-	n := ipCounter.Add(1)
-	return fmt.Sprintf("127.0.%d.%d", 10+n/250, 1+n%250)
-}
+// subnet is this package's loopback range.
+var subnet = agenttest.NewSubnet("127.0.10")
 
 type testNode struct {
 	name string
@@ -43,35 +34,7 @@ func (n *testNode) socket() string { return n.cfg.Socket.Path }
 // testConfig builds a valid configuration for one node on its own address.
 func testConfig(t *testing.T, name, site string, join []string) *config.Config {
 	t.Helper()
-	dir := t.TempDir()
-	ip := nextIP()
-	data := fmt.Sprintf(`
-deployment = "test"
-node = %q
-site = %q
-state_dir = %q
-[socket]
-path = %q
-[gossip]
-bind = "%s:7946"
-keys = [%q]
-join = [%s]
-[peer]
-timeout = "2s"
-`, name, site, filepath.Join(dir, "state"), filepath.Join(dir, "ha-agent.sock"), ip, testKey, quoteList(join))
-	cfg, err := config.Parse(filepath.Join(dir, "ha-agent.toml"), []byte(data))
-	if err != nil {
-		t.Fatalf("test config: %v", err)
-	}
-	return cfg
-}
-
-func quoteList(xs []string) string {
-	q := make([]string, len(xs))
-	for i, x := range xs {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	return strings.Join(q, ", ")
+	return agenttest.Config(t, agenttest.Node{Name: name, Site: site, IP: subnet.Next(), Join: join})
 }
 
 // startCluster starts n agents in one site that join the first.
@@ -111,31 +74,7 @@ func (n *testNode) start(t *testing.T) {
 // connect opens a protocol session on the node's Unix socket.
 func connect(t *testing.T, n *testNode) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Connect(ctx, client.UnixDialer(n.socket()), client.Options{Client: "test"})
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", n.name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// waitFor polls cond until it holds or the deadline passes; cond returns
-// a description of what it saw, for the failure message.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s; last saw: %s", d, what, last)
+	return agenttest.Connect(t, n.socket())
 }
 
 // nodeSeen asks agent n (through its socket) about node name.
@@ -167,7 +106,7 @@ func TestFiveAgentsSeeEachOtherAndAFailure(t *testing.T) {
 		conns[i] = connect(t, n)
 	}
 	for i, c := range conns {
-		waitFor(t, 10*time.Second, fmt.Sprintf("%s to see five alive", nodes[i].name), func() (bool, string) {
+		agenttest.WaitFor(t, 10*time.Second, fmt.Sprintf("%s to see five alive", nodes[i].name), func() (bool, string) {
 			snap, err := c.Status(context.Background(), "")
 			if err != nil {
 				return false, err.Error()
@@ -182,7 +121,7 @@ func TestFiveAgentsSeeEachOtherAndAFailure(t *testing.T) {
 		if nodes[i] == victim {
 			continue
 		}
-		waitFor(t, 10*time.Second, fmt.Sprintf("%s to report %s failed", nodes[i].name, victim.name), func() (bool, string) {
+		agenttest.WaitFor(t, 10*time.Second, fmt.Sprintf("%s to report %s failed", nodes[i].name, victim.name), func() (bool, string) {
 			n, ok := nodeSeen(t, c, victim.name)
 			return ok && n.Member == protocol.MemberFailed && n.State == protocol.StateOffline, fmt.Sprintf("%+v", n.Member)
 		})
@@ -196,7 +135,7 @@ func TestStandbyReachesEveryAgentAndSurvivesRestart(t *testing.T) {
 	for i, n := range nodes {
 		conns[i] = connect(t, n)
 	}
-	waitFor(t, 10*time.Second, "all five alive at node a", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "all five alive at node a", func() (bool, string) {
 		snap, err := conns[0].Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
@@ -217,7 +156,7 @@ func TestStandbyReachesEveryAgentAndSurvivesRestart(t *testing.T) {
 			if nodes[i].a == nil {
 				continue
 			}
-			waitFor(t, 10*time.Second, fmt.Sprintf("%s to show %s %s", nodes[i].name, c.name, want), func() (bool, string) {
+			agenttest.WaitFor(t, 10*time.Second, fmt.Sprintf("%s to show %s %s", nodes[i].name, c.name, want), func() (bool, string) {
 				n, ok := nodeSeen(t, cn, c.name)
 				return ok && n.State == want, string(n.State)
 			})
@@ -253,7 +192,7 @@ func TestStatusIsForwardedAndUnreachableWhenDown(t *testing.T) {
 	nodes := startCluster(t, 3)
 	a, c := nodes[0], nodes[2]
 	conn := connect(t, a)
-	waitFor(t, 10*time.Second, "three alive", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "three alive", func() (bool, string) {
 		snap, err := conn.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
@@ -280,7 +219,7 @@ func TestStatusIsForwardedAndUnreachableWhenDown(t *testing.T) {
 		if d := time.Since(start); d > a.cfg.Peer.Timeout.Duration+time.Second {
 			t.Fatalf("unreachable answer took %v, more than the peer timeout", d)
 		}
-		waitFor(t, 10*time.Second, "c reported failed", func() (bool, string) {
+		agenttest.WaitFor(t, 10*time.Second, "c reported failed", func() (bool, string) {
 			n, _ := nodeSeen(t, conn, c.name)
 			return n.Member == protocol.MemberFailed, string(n.Member)
 		})
@@ -444,7 +383,7 @@ func TestNodeWithoutKeyCannotJoin(t *testing.T) {
 	}
 	// And the keyed members never list it.
 	conn := connect(t, nodes[0])
-	waitFor(t, 5*time.Second, "two members", func() (bool, string) {
+	agenttest.WaitFor(t, 5*time.Second, "two members", func() (bool, string) {
 		snap, err := conn.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()

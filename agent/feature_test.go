@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/protocol"
 )
@@ -74,7 +75,7 @@ func TestFeatureStateReachesEveryAgent(t *testing.T) {
 		}
 		return protocol.Database{}, false
 	}
-	waitFor(t, 10*time.Second, "every node's database in dba's deployment view", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "every node's database in dba's deployment view", func() (bool, string) {
 		snap, err := conn.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
@@ -129,7 +130,7 @@ func TestFeatureStateReachesEveryAgent(t *testing.T) {
 
 	// A peer that dies takes its report with it.
 	nodes[2].a.Kill()
-	waitFor(t, 10*time.Second, "dbc's database gone from dba's view", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "dbc's database gone from dba's view", func() (bool, string) {
 		snap, err := conn.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()

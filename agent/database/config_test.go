@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/agent/config"
 )
 
@@ -13,7 +14,7 @@ const baseConfig = `node = "pbx-a2"
 site = "a"
 [gossip]
 bind = "10.0.0.2:7946"
-keys = ["` + testKey + `"]
+keys = ["` + agenttest.Key + `"]
 `
 
 // TestDatabaseConfig checks the [database] section's validation: each

@@ -7,23 +7,20 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/database"
 	"github.com/hatui/hatui/pg/pgtest"
 	"github.com/hatui/hatui/protocol"
 	"github.com/hatui/hatui/protocol/client"
 )
-
-const testKey = "f3r7m1w4qH0n8C5sXk2c6p9yZb1vA0eL3uT7oI4jQ5g=" // 32 bytes, tests only
 
 // helperEnv names the configuration file when the test binary runs as a
 // separate agent process (so a test can kill it as a crash would).
@@ -56,10 +53,8 @@ func runHelperAgent(path string) int {
 	return 0
 }
 
-// This package's loopback range is 127.0.60.0/24.
-var ipCounter atomic.Int32
-
-func nextIP() string { return fmt.Sprintf("127.0.60.%d", 1+ipCounter.Add(1)%250) }
+// subnet is this package's loopback range.
+var subnet = agenttest.NewSubnet("127.0.60")
 
 // dbNode is one agent with a database over one test server.
 type dbNode struct {
@@ -75,21 +70,8 @@ type dbNode struct {
 // database is srv, with the other servers as peers.
 func nodeConfig(t testing.TB, srv *pgtest.Server, site string, join []string, peers []*pgtest.Server, extra string) *dbNode {
 	t.Helper()
-	dir := t.TempDir()
 	var b strings.Builder
-	fmt.Fprintf(&b, `deployment = "dbtest"
-node = %q
-site = %q
-state_dir = %q
-[socket]
-path = %q
-[gossip]
-bind = "%s:7946"
-keys = [%q]
-join = [%s]
-[peer]
-timeout = "5s"
-[database]
+	fmt.Fprintf(&b, `[database]
 enabled = true
 conninfo = %q
 data_dir = %q
@@ -100,28 +82,13 @@ monitor = "300ms"
 [database.health]
 sql = "SELECT 1"
 min_rows = 1
-`, srv.Name, site, filepath.Join(dir, "state"), filepath.Join(dir, "agent.sock"), nextIP(), testKey,
-		quoteList(join), srv.ConnInfo(), srv.DataDir, pgtest.BinDir(), srv.Geo, extra)
+`, srv.ConnInfo(), srv.DataDir, pgtest.BinDir(), srv.Geo, extra)
 	for _, p := range peers {
 		fmt.Fprintf(&b, "[[database.peers]]\nnode = %q\nconninfo = %q\ngeo = %v\n", p.Name, p.ConnInfo(), p.Geo)
 	}
-	path := filepath.Join(dir, "ha-agent.toml")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("test config for %s: %v", srv.Name, err)
-	}
-	return &dbNode{name: srv.Name, srv: srv, cfg: cfg, path: path}
-}
-
-func quoteList(xs []string) string {
-	q := make([]string, len(xs))
-	for i, x := range xs {
-		q[i] = fmt.Sprintf("%q", x)
-	}
-	return strings.Join(q, ", ")
+	cfg := agenttest.Config(t, agenttest.Node{Name: srv.Name, Site: site, IP: subnet.Next(), Join: join,
+		Deployment: "dbtest", PeerTimeout: "5s", Extra: b.String()})
+	return &dbNode{name: srv.Name, srv: srv, cfg: cfg, path: cfg.File}
 }
 
 // start runs the node's agent in this process.
@@ -193,14 +160,7 @@ func startAgents(t testing.TB, srvs ...*pgtest.Server) []*dbNode {
 // connect opens a protocol session with the node's agent.
 func connect(t testing.TB, n *dbNode) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := client.Connect(ctx, client.UnixDialer(n.cfg.Socket.Path), client.Options{Client: "test"})
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", n.name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return agenttest.Connect(t, n.cfg.Socket.Path)
 }
 
 // waitDB polls the deployment view of conn until cond holds for every

@@ -3,14 +3,13 @@ package lines_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/lines"
 	"github.com/hatui/hatui/protocol"
@@ -21,12 +20,8 @@ import (
 	"github.com/hatui/hatui/switchdrv/iboot/ibootsim"
 )
 
-const testKey = "f3r7m1w4qH0n8C5sXk2c6p9yZb1vA0eL3uT7oI4jQ5g=" // tests only
-
-// 127.0.70.0/24 is this package's range of loopback addresses.
-var ipCounter atomic.Int32
-
-func nextIP() string { return fmt.Sprintf("127.0.70.%d", 1+ipCounter.Add(1)%250) }
+// subnet is this package's range of loopback addresses.
+var subnet = agenttest.NewSubnet("127.0.70")
 
 // optionsTOML renders driver options as a TOML inline table.
 func optionsTOML(o switchdrv.Options) string {
@@ -41,29 +36,7 @@ func optionsTOML(o switchdrv.Options) string {
 // is appended (the [[switch]] tables).
 func nodeConfig(t *testing.T, name string, join []string, extra string) *config.Config {
 	t.Helper()
-	dir := t.TempDir()
-	var q []string
-	for _, j := range join {
-		q = append(q, fmt.Sprintf("%q", j))
-	}
-	data := fmt.Sprintf(`deployment = "test"
-node = %q
-site = "s"
-state_dir = %q
-[socket]
-path = %q
-[gossip]
-bind = "%s:7946"
-keys = [%q]
-join = [%s]
-[peer]
-timeout = "2s"
-%s`, name, filepath.Join(dir, "state"), filepath.Join(dir, "ha-agent.sock"), nextIP(), testKey, strings.Join(q, ", "), extra)
-	cfg, err := config.Parse(filepath.Join(dir, "ha-agent.toml"), []byte(data))
-	if err != nil {
-		t.Fatalf("test config for %s: %v", name, err)
-	}
-	return cfg
+	return agenttest.Config(t, agenttest.Node{Name: name, IP: subnet.Next(), Join: join, Extra: extra})
 }
 
 type testAgent struct {
@@ -93,30 +66,7 @@ func startAgents(t *testing.T, o lines.Options, cfgs ...*config.Config) []*testA
 
 func connect(t *testing.T, n *testAgent) *client.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := client.Connect(ctx, client.UnixDialer(n.cfg.Socket.Path), client.Options{Client: "test"})
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", n.name, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, seen := cond()
-		if ok {
-			return
-		}
-		last = seen
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %v waiting for %s; last saw: %s", d, what, last)
+	return agenttest.Connect(t, n.cfg.Socket.Path)
 }
 
 func startBerofos(t *testing.T) *berofossim.Sim {
@@ -182,10 +132,10 @@ func TestLinesFollowActiveNode(t *testing.T) {
 
 	// Both alive and online: the first, n1, is active; the relay starts
 	// at A-D (factory) and moves to n1's A-B.
-	waitFor(t, 15*time.Second, "lines on n1 (A-B)", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "lines on n1 (A-B)", func() (bool, string) {
 		return sim.Position() == berofos.PositionAB, string(sim.Position())
 	})
-	waitFor(t, 10*time.Second, "the switch at n1 in n2's status", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "the switch at n1 in n2's status", func() (bool, string) {
 		snap, err := c2.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
@@ -199,13 +149,13 @@ func TestLinesFollowActiveNode(t *testing.T) {
 	if res, err := do(t, c2, "standby", "n1"); err != nil || !res.OK {
 		t.Fatalf("standby n1: %+v %v", res, err)
 	}
-	waitFor(t, 15*time.Second, "lines on n2 (A-D)", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "lines on n2 (A-D)", func() (bool, string) {
 		return sim.Position() == berofos.PositionAD, string(sim.Position())
 	})
 	if w := relayWrites(sim) - before; w != 1 {
 		t.Errorf("relay written %d times for one change of active node, want 1", w)
 	}
-	waitFor(t, 10*time.Second, "a 'moved' event at n2", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "a 'moved' event at n2", func() (bool, string) {
 		snap, err := c2.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
@@ -222,7 +172,7 @@ func TestLinesFollowActiveNode(t *testing.T) {
 	if res, err := do(t, c2, "online", "n1"); err != nil || !res.OK {
 		t.Fatalf("online n1: %+v %v", res, err)
 	}
-	waitFor(t, 15*time.Second, "lines back on n1 (A-B)", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "lines back on n1 (A-B)", func() (bool, string) {
 		return sim.Position() == berofos.PositionAB, string(sim.Position())
 	})
 	if w := relayWrites(sim) - before; w != 2 {
@@ -291,7 +241,7 @@ interval = "50ms"
 	f.Report(&protocol.Snapshot{Sites: []protocol.Site{{Name: "s", Clusters: []protocol.Cluster{{Name: "s", Nodes: []protocol.Node{{Name: "n1"}}}}}}})
 
 	// The active node alternates at every observation: no streak of two.
-	waitFor(t, 15*time.Second, "30 flapping observations", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "30 flapping observations", func() (bool, string) {
 		return h.observations() >= 30, fmt.Sprint(h.observations())
 	})
 	if w := relayWrites(sim); w != 0 || sim.Position() != berofos.PositionAD {
@@ -301,7 +251,7 @@ interval = "50ms"
 	h.mu.Lock()
 	h.flap = false
 	h.mu.Unlock()
-	waitFor(t, 10*time.Second, "lines on n1 after a steady change", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "lines on n1 after a steady change", func() (bool, string) {
 		return sim.Position() == berofos.PositionAB, fmt.Sprint(sim.Position())
 	})
 	if w := relayWrites(sim); w != 1 {
@@ -331,7 +281,7 @@ interval = "100ms"
 	nodes := startAgents(t, lines.Options{DiscoverTarget: bero.UDPAddr().String(), DiscoverWait: 300 * time.Millisecond},
 		nodeConfig(t, "n1", nil, lineSw), nodeConfig(t, "n2", nil, powerSw), nodeConfig(t, "n3", nil, ""))
 	c1, c3 := connect(t, nodes[0]), connect(t, nodes[2])
-	waitFor(t, 15*time.Second, "both switches with their owners in n3's status", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "both switches with their owners in n3's status", func() (bool, string) {
 		snap, err := c3.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
@@ -376,7 +326,7 @@ interval = "100ms"
 		if ib.On() {
 			t.Fatal("outlet still on after power off")
 		}
-		waitFor(t, 10*time.Second, "the outlet off in n1's status", func() (bool, string) {
+		agenttest.WaitFor(t, 10*time.Second, "the outlet off in n1's status", func() (bool, string) {
 			snap, err := c1.Status(context.Background(), "")
 			if err != nil {
 				return false, err.Error()
@@ -393,7 +343,7 @@ interval = "100ms"
 
 	t.Run("switch status lists every switch", func(t *testing.T) {
 		wants := []string{"lines: line switch (berofos) driven by n1: lines to n1", "ipower: power switch (iboot) driven by n2", "outlet 1 (n3) on"}
-		waitFor(t, 10*time.Second, "switch status at n3 naming both switches and the outlet on", func() (bool, string) {
+		agenttest.WaitFor(t, 10*time.Second, "switch status at n3 naming both switches and the outlet on", func() (bool, string) {
 			res, err := do(t, c3, "switch status")
 			if err != nil || !res.OK {
 				return false, fmt.Sprintf("%+v %v", res, err)
@@ -423,7 +373,7 @@ interval = "100ms"
 
 	t.Run("a switch that does not answer is unreachable, nothing crashes", func(t *testing.T) {
 		bero.SetFault(berofossim.FaultNoAnswer)
-		waitFor(t, 15*time.Second, "lines unreachable with its error in n3's status", func() (bool, string) {
+		agenttest.WaitFor(t, 15*time.Second, "lines unreachable with its error in n3's status", func() (bool, string) {
 			snap, err := c3.Status(context.Background(), "")
 			if err != nil {
 				return false, err.Error()
@@ -443,7 +393,7 @@ interval = "100ms"
 			t.Errorf("switch set on a silent switch: code %q (%+v %v), want unreachable", code, res, err)
 		}
 		bero.SetFault(berofossim.FaultNone)
-		waitFor(t, 15*time.Second, "lines reachable again", func() (bool, string) {
+		agenttest.WaitFor(t, 15*time.Second, "lines reachable again", func() (bool, string) {
 			snap, err := c3.Status(context.Background(), "")
 			if err != nil {
 				return false, err.Error()
@@ -461,12 +411,12 @@ func TestLinesFollowWhenActiveIsKilled(t *testing.T) {
 	sim := startBerofos(t)
 	sw := followConfig(sim)
 	nodes := startAgents(t, lines.Options{}, nodeConfig(t, "drv", nil, sw), nodeConfig(t, "n1", nil, ""), nodeConfig(t, "n2", nil, ""))
-	waitFor(t, 15*time.Second, "lines on n1 (A-B)", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "lines on n1 (A-B)", func() (bool, string) {
 		return sim.Position() == berofos.PositionAB, string(sim.Position())
 	})
 	before := relayWrites(sim)
 	nodes[1].a.Kill()
-	waitFor(t, 15*time.Second, "lines on n2 (A-D) after n1 died", func() (bool, string) {
+	agenttest.WaitFor(t, 15*time.Second, "lines on n2 (A-D) after n1 died", func() (bool, string) {
 		return sim.Position() == berofos.PositionAD, string(sim.Position())
 	})
 	if w := relayWrites(sim) - before; w != 1 {

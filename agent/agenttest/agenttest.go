@@ -1,0 +1,131 @@
+// Package agenttest builds what tests of the agent and its features need
+// to run real agents side by side: loopback addresses, valid node
+// configurations, protocol sessions, and waiting on a condition.
+//
+// It imports neither the agent nor any feature, so the agent's own tests
+// and every feature's tests can use it.
+package agenttest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/protocol/client"
+)
+
+// Key is a gossip key for tests only.
+const Key = "f3r7m1w4qH0n8C5sXk2c6p9yZb1vA0eL3uT7oI4jQ5g="
+
+// Subnet hands out loopback addresses in one /24, so that each test
+// package keeps to its own range and packages running in parallel never
+// collide.
+type Subnet struct {
+	prefix string // "127.0.70"
+	n      atomic.Int32
+}
+
+// NewSubnet returns the subnet prefix.0/24, e.g. NewSubnet("127.0.70").
+func NewSubnet(prefix string) *Subnet { return &Subnet{prefix: prefix} }
+
+// Next returns a fresh address (wrapping after 250: by then the first
+// nodes of the run are long stopped).
+func (s *Subnet) Next() string { return fmt.Sprintf("%s.%d", s.prefix, 1+s.n.Add(1)%250) }
+
+// Node describes one agent's configuration.
+type Node struct {
+	Name string
+	Site string // default "s"
+	IP   string // the gossip address; the peer listener takes port 7947
+	Join []string
+	// Deployment defaults to "test"; PeerTimeout to "2s".
+	Deployment  string
+	PeerTimeout string
+	// Extra is appended to the file: feature sections.
+	Extra string
+}
+
+// Config writes n's configuration file into a temporary directory, loads
+// it as ha-agent would, and returns it (its File is the path).
+func Config(t testing.TB, n Node) *config.Config {
+	t.Helper()
+	if n.Site == "" {
+		n.Site = "s"
+	}
+	if n.Deployment == "" {
+		n.Deployment = "test"
+	}
+	if n.PeerTimeout == "" {
+		n.PeerTimeout = "2s"
+	}
+	dir := t.TempDir()
+	data := fmt.Sprintf(`deployment = %q
+node = %q
+site = %q
+state_dir = %q
+[socket]
+path = %q
+[gossip]
+bind = "%s:7946"
+keys = [%q]
+join = [%s]
+[peer]
+timeout = %q
+%s`, n.Deployment, n.Name, n.Site, filepath.Join(dir, "state"), filepath.Join(dir, "ha-agent.sock"),
+		n.IP, Key, Quote(n.Join), n.PeerTimeout, n.Extra)
+	path := filepath.Join(dir, "ha-agent.toml")
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("test config for %s: %v", n.Name, err)
+	}
+	return cfg
+}
+
+// Quote renders strings as the items of a TOML array.
+func Quote(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = fmt.Sprintf("%q", x)
+	}
+	return strings.Join(q, ", ")
+}
+
+// Connect opens a protocol session on an agent's Unix socket, closed when
+// the test ends.
+func Connect(t testing.TB, socket string) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.UnixDialer(socket), client.Options{Client: "test"})
+	if err != nil {
+		t.Fatalf("connecting to %s: %v", socket, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// WaitFor polls cond until it holds or d passes; cond returns what it
+// saw, for the failure message.
+func WaitFor(t testing.TB, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, seen := cond()
+		if ok {
+			return
+		}
+		last = seen
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %v waiting for %s; last saw: %s", d, what, last)
+}
