@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/console/session"
 	"github.com/hatui/hatui/protocol"
 	"github.com/hatui/hatui/protocol/client"
@@ -33,19 +34,10 @@ func stateOf(snap *protocol.Snapshot, node string) protocol.NodeState {
 	return n.State
 }
 
+// waitFor waits on cond for up to 15 s.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var seen string
-	for time.Now().Before(deadline) {
-		ok, s := cond()
-		if ok {
-			return
-		}
-		seen = s
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last saw %s", what, seen)
+	agenttest.WaitFor(t, 15*time.Second, what, cond)
 }
 
 func status(t *testing.T, d *Deployment, via string) (*protocol.Snapshot, error) {
