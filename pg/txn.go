@@ -113,8 +113,11 @@ func (t *txn) report(step string, pct float64, msg string) {
 
 // checked records that every check passed.
 func (t *txn) checked(note string) error {
+	if err := t.jw.set(StepChecked, note); err != nil {
+		return err
+	}
 	t.report("check", 2, note)
-	return t.jw.set(StepChecked, note)
+	return nil
 }
 
 // stop stops the local server if it runs. On failure it rolls back (the
@@ -140,8 +143,13 @@ func (t *txn) startCopy(note string) error {
 		return err
 	}
 	t.j.NewInode = ino
+	// Journal first: progress a watcher sees is never ahead of what a
+	// restarted agent will find on disk.
+	if err := t.jw.set(StepCopying, note); err != nil {
+		return err
+	}
 	t.report("copy", 5, note)
-	return t.jw.set(StepCopying, note)
+	return nil
 }
 
 // stopAndPrepare is checked, stop and startCopy for operations with no
