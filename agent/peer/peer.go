@@ -11,7 +11,11 @@
 //
 // Over an authenticated connection a peer opens one channel of type
 // [ChannelType] per forwarded session and speaks the ordinary protocol in it.
-// The listener refuses every other channel type and every global request.
+// Other parts of the agent register channel types of their own with
+// [Server.Handle] (the failover and geo raft logs travel as [Stream]s), so
+// the agent has one listener and one secret for everything between nodes.
+// The listener refuses every unregistered channel type and every global
+// request.
 package peer
 
 import (
@@ -91,14 +95,16 @@ func (id *identity) accepts(k ssh.PublicKey) bool {
 // Server accepts peer connections and hands each protocol channel to a
 // handler.
 type Server struct {
-	ln     net.Listener
-	cfg    *ssh.ServerConfig
-	handle func(net.Conn)
-	wg     sync.WaitGroup
+	ln  net.Listener
+	cfg *ssh.ServerConfig
+	wg  sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	done  bool
+	mu       sync.Mutex
+	handlers map[string]func(net.Conn)
+	conns    map[net.Conn]struct{}
+	done     bool
+	// closing is closed when Close begins, for handlers that wait.
+	closing chan struct{}
 }
 
 // Listen starts a peer listener on addr. handle is called in its own
@@ -123,7 +129,7 @@ func Listen(addr string, keys [][]byte, handle func(net.Conn)) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("listening for peers on %s: %w", addr, err)
 	}
-	s := &Server{ln: ln, cfg: cfg, handle: handle, conns: map[net.Conn]struct{}{}}
+	s := &Server{ln: ln, cfg: cfg, conns: map[net.Conn]struct{}{}, closing: make(chan struct{}), handlers: map[string]func(net.Conn){ChannelType: handle}}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -131,6 +137,25 @@ func Listen(addr string, keys [][]byte, handle func(net.Conn)) (*Server, error) 
 
 // Addr returns the listener's address.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handle serves channels of chanType with h, called in its own goroutine
+// for each channel; h must close the conn. A later call for the same type
+// replaces the handler; a nil h stops serving the type.
+func (s *Server) Handle(chanType string, h func(net.Conn)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if h == nil {
+		delete(s.handlers, chanType)
+		return
+	}
+	s.handlers[chanType] = h
+}
+
+func (s *Server) handler(chanType string) func(net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handlers[chanType]
+}
 
 func (s *Server) accept() {
 	defer s.wg.Done()
@@ -171,8 +196,9 @@ func (s *Server) serve(c net.Conn) {
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	for nc := range chans {
-		if nc.ChannelType() != ChannelType {
-			nc.Reject(ssh.UnknownChannelType, "only "+ChannelType+" channels are served")
+		h := s.handler(nc.ChannelType())
+		if h == nil {
+			nc.Reject(ssh.UnknownChannelType, "channel type "+nc.ChannelType()+" is not served here")
 			continue
 		}
 		ch, creqs, err := nc.Accept()
@@ -183,7 +209,7 @@ func (s *Server) serve(c net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handle(&chanConn{Channel: ch, local: c.LocalAddr(), remote: c.RemoteAddr()})
+			h(newChanConn(ch, c.LocalAddr(), c.RemoteAddr()))
 		}()
 	}
 	wg.Wait()
@@ -192,6 +218,9 @@ func (s *Server) serve(c net.Conn) {
 // Close stops the listener and every open connection.
 func (s *Server) Close() error {
 	s.mu.Lock()
+	if !s.done {
+		close(s.closing)
+	}
 	s.done = true
 	for c := range s.conns {
 		c.Close()
@@ -225,18 +254,29 @@ func NewDialer(keys [][]byte) (*Dialer, error) {
 
 // Dial opens one protocol channel to the peer at addr, bounded by ctx.
 func (d *Dialer) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	return d.DialChannel(ctx, addr, ChannelType)
+}
+
+// DialChannel opens one channel of chanType to the peer at addr, bounded
+// by ctx, on the pooled connection to that peer.
+func (d *Dialer) DialChannel(ctx context.Context, addr, chanType string) (net.Conn, error) {
 	for try := 0; ; try++ {
 		c, fresh, err := d.client(ctx, addr)
 		if err != nil {
 			return nil, err
 		}
-		conn, err := openChannel(ctx, c)
+		conn, err := openChannel(ctx, c, chanType)
 		if err == nil {
 			return conn, nil
 		}
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			// The peer answered and refused: the connection is fine.
+			return nil, fmt.Errorf("opening %s channel to peer %s: %w", chanType, addr, err)
+		}
 		d.drop(addr, c)
 		if fresh || try > 0 || ctx.Err() != nil {
-			return nil, fmt.Errorf("opening protocol channel to peer %s: %w", addr, err)
+			return nil, fmt.Errorf("opening %s channel to peer %s: %w", chanType, addr, err)
 		}
 		// A pooled connection went stale: try once with a new one.
 	}
@@ -330,8 +370,8 @@ func (d *Dialer) handshake(ctx context.Context, addr string) (*ssh.Client, error
 	return ssh.NewClient(sc, nil, reqs), nil
 }
 
-// openChannel opens a protocol channel, giving up when ctx ends.
-func openChannel(ctx context.Context, c *ssh.Client) (net.Conn, error) {
+// openChannel opens a channel, giving up when ctx ends.
+func openChannel(ctx context.Context, c *ssh.Client, chanType string) (net.Conn, error) {
 	type result struct {
 		ch   ssh.Channel
 		reqs <-chan *ssh.Request
@@ -339,7 +379,7 @@ func openChannel(ctx context.Context, c *ssh.Client) (net.Conn, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		ch, reqs, err := c.OpenChannel(ChannelType, nil)
+		ch, reqs, err := c.OpenChannel(chanType, nil)
 		done <- result{ch, reqs, err}
 	}()
 	select {
@@ -348,7 +388,7 @@ func openChannel(ctx context.Context, c *ssh.Client) (net.Conn, error) {
 			return nil, r.err
 		}
 		go ssh.DiscardRequests(r.reqs)
-		return &chanConn{Channel: r.ch, local: c.LocalAddr(), remote: c.RemoteAddr()}, nil
+		return newChanConn(r.ch, c.LocalAddr(), c.RemoteAddr()), nil
 	case <-ctx.Done():
 		// The connection is stuck; closing it unblocks OpenChannel.
 		c.Close()
@@ -358,18 +398,3 @@ func openChannel(ctx context.Context, c *ssh.Client) (net.Conn, error) {
 		return nil, ctx.Err()
 	}
 }
-
-// chanConn presents an SSH channel as a net.Conn. Several channels share
-// one TCP connection, so deadlines cannot be set per channel: they are
-// accepted and ignored, and callers bound their work by closing the conn
-// when their context ends (as protocol/client does).
-type chanConn struct {
-	ssh.Channel
-	local, remote net.Addr
-}
-
-func (c *chanConn) LocalAddr() net.Addr              { return c.local }
-func (c *chanConn) RemoteAddr() net.Addr             { return c.remote }
-func (c *chanConn) SetDeadline(time.Time) error      { return nil }
-func (c *chanConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *chanConn) SetWriteDeadline(time.Time) error { return nil }
