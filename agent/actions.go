@@ -68,7 +68,7 @@ func (a *Agent) Plan(ctx context.Context, act protocol.Action, c localapi.Caller
 }
 
 func (a *Agent) plan(ctx context.Context, act protocol.Action, c localapi.Caller) (localapi.Job, error) {
-	e, ok := a.verbs[act.Verb]
+	e, ok := a.verb(act.Verb)
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeUnknownVerb, "run 'help' in hatui to list the verbs",
 			"this agent does not know the action %q", act.Verb)
@@ -78,7 +78,22 @@ func (a *Agent) plan(ctx context.Context, act protocol.Action, c localapi.Caller
 		return nil, err
 	}
 	if target == "" || target == a.cfg.Node {
-		return e.f.Plan(ctx, act, c)
+		job, err := e.f.Plan(ctx, act, c)
+		if err != nil || job == nil {
+			return job, err
+		}
+		if _, builtin := e.f.(flagFeature); builtin {
+			return job, nil // the flags audit themselves
+		}
+		return func(ctx context.Context, progress func(protocol.Progress)) protocol.Result {
+			res := job(ctx, progress)
+			result := "ok"
+			if !res.OK {
+				result = "failed"
+			}
+			a.audited(act, c, result, res.Message)
+			return res
+		}, nil
 	}
 	m, err := a.member(target)
 	if err != nil {

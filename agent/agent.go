@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,6 +76,9 @@ type Agent struct {
 	events *eventLog
 	peers  *peerReports
 
+	// fmu guards features and verbs: peers may ask for a report while
+	// features are still starting.
+	fmu      sync.RWMutex
 	features []Feature
 	verbs    map[string]verbEntry
 
@@ -123,16 +127,6 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	if err := a.addFeature(flagFeature{a}); err != nil {
 		return nil, err
 	}
-	for _, mk := range o.Features {
-		f, err := mk(a)
-		if err != nil {
-			return nil, fmt.Errorf("starting agent feature: %w", err)
-		}
-		if err := a.addFeature(f); err != nil {
-			f.Close()
-			return nil, err
-		}
-	}
 
 	peerAddr := cfg.Peer.Advertise
 	if len(keys) > 0 {
@@ -173,6 +167,19 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	}
 	a.poolReady.Store(true)
 	a.peers.reconcile(a.members())
+
+	// Features start once the pool and the peer channel exist: failover
+	// watches the pool and runs its raft log over the peer channel.
+	for _, mk := range o.Features {
+		f, err := mk(a)
+		if err != nil {
+			return nil, fmt.Errorf("starting agent feature: %w", err)
+		}
+		if err := a.addFeature(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+	}
 
 	if !o.NoSocket {
 		ln, err := localapi.ListenUnix(cfg.Socket.Path, cfg.Socket.Group)
@@ -253,7 +260,8 @@ func (a *Agent) shutdown(leave bool) error {
 	if a.peers != nil {
 		a.peers.close()
 	}
-	for _, f := range a.features {
+	// Features stop in reverse order of starting.
+	for _, f := range slices.Backward(a.allFeatures()) {
 		errs = append(errs, f.Close())
 	}
 	if a.api != nil {
@@ -318,14 +326,33 @@ type verbEntry struct {
 }
 
 func (a *Agent) addFeature(f Feature) error {
+	a.fmu.Lock()
+	defer a.fmu.Unlock()
 	for _, v := range f.Verbs() {
-		if _, dup := a.verbs[v.Name]; dup {
-			return fmt.Errorf("two agent features claim the verb %q", v.Name)
+		if old, dup := a.verbs[v.Name]; dup {
+			if _, builtin := old.f.(flagFeature); !builtin {
+				return fmt.Errorf("two agent features claim the verb %q", v.Name)
+			}
+			// A feature may take a node verb over from the built-in
+			// flags (local failover moves groups on standby).
 		}
 		a.verbs[v.Name] = verbEntry{v, f}
 	}
 	a.features = append(a.features, f)
 	return nil
+}
+
+func (a *Agent) allFeatures() []Feature {
+	a.fmu.RLock()
+	defer a.fmu.RUnlock()
+	return slices.Clone(a.features)
+}
+
+func (a *Agent) verb(name string) (verbEntry, bool) {
+	a.fmu.RLock()
+	defer a.fmu.RUnlock()
+	e, ok := a.verbs[name]
+	return e, ok
 }
 
 func flagWords(tags map[string]string) string {

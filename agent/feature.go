@@ -2,9 +2,13 @@ package agent
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/localapi"
+	"github.com/hatui/hatui/agent/membership"
+	"github.com/hatui/hatui/agent/peer"
 	"github.com/hatui/hatui/protocol"
 )
 
@@ -59,6 +63,23 @@ type Host interface {
 	Changed()
 	// Deployment returns the whole deployment as this agent sees it.
 	Deployment() *protocol.Snapshot
+	// Pool is the local Serf pool.
+	Pool() *membership.Pool
+	// Keys is the gossip keyring, primary key first; nil without keys.
+	Keys() [][]byte
+	// PeerAddr is this node's peer channel address as others dial it.
+	PeerAddr() string
+	// Stream serves channels of chanType on the peer channel as a raft
+	// stream layer. It fails when the agent runs without a gossip key.
+	Stream(chanType string) (*peer.Stream, error)
+	// Do carries out an action as the agent itself would for an
+	// operator (routed and forwarded), on behalf of by, and audited.
+	Do(ctx context.Context, act protocol.Action, by string, progress func(protocol.Progress)) protocol.Result
+	// MirrorFlags records this node's standby and maintenance flags as
+	// a feature that owns them (local failover) decided them, so that
+	// gossip and the node list show them. It does not audit: the
+	// feature's action was.
+	MirrorFlags(standby, maintenance bool, by string) error
 }
 
 // FeatureFunc builds a feature for an agent at start-up.
@@ -72,6 +93,60 @@ func (a *Agent) Changed() { a.events.notify() }
 
 // Deployment implements Host.
 func (a *Agent) Deployment() *protocol.Snapshot { return a.Snapshot(protocol.ScopeDeployment) }
+
+// Pool implements Host.
+func (a *Agent) Pool() *membership.Pool { return a.pool }
+
+// Keys implements Host.
+func (a *Agent) Keys() [][]byte { return a.keys }
+
+// PeerAddr implements Host.
+func (a *Agent) PeerAddr() string {
+	if a.pool != nil {
+		return a.pool.LocalTags()[tagPeer]
+	}
+	return a.cfg.Peer.Advertise
+}
+
+// Stream implements Host.
+func (a *Agent) Stream(chanType string) (*peer.Stream, error) {
+	if a.peerLn == nil || a.dialer == nil {
+		return nil, fmt.Errorf("the peer channel is off: this agent runs without a gossip key, and %s needs it", chanType)
+	}
+	return peer.NewStream(a.peerLn, a.dialer, chanType, a.PeerAddr())
+}
+
+// Do implements Host.
+func (a *Agent) Do(ctx context.Context, act protocol.Action, by string, progress func(protocol.Progress)) protocol.Result {
+	if progress == nil {
+		progress = func(protocol.Progress) {}
+	}
+	c := localapi.Caller{User: by, Transport: "internal"}
+	job, err := a.Plan(ctx, act, c)
+	if err != nil {
+		return protocol.Result{OK: false, Message: err.Error(), Error: protocol.AsError(err)}
+	}
+	return job(ctx, progress)
+}
+
+// MirrorFlags implements Host.
+func (a *Agent) MirrorFlags(standby, maintenance bool, by string) error {
+	before := a.flags.get()
+	if before.Standby == standby && before.Maintenance == maintenance {
+		return nil
+	}
+	if _, err := a.flags.update(func(f *Flags) { f.Standby, f.Maintenance, f.By = standby, maintenance, by }); err != nil {
+		return err
+	}
+	a.mu.Lock()
+	a.change = time.Now()
+	a.mu.Unlock()
+	if err := a.pool.SetTags(a.tags(a.pool.LocalTags()[tagPeer])); err != nil {
+		return fmt.Errorf("publishing %s's flags: %w", a.cfg.Node, err)
+	}
+	a.events.notify()
+	return nil
+}
 
 // flagFeature carries the node verbs (standby, online, maintenance) that
 // every agent has.

@@ -39,7 +39,7 @@ func (a *Agent) report() *protocol.Snapshot {
 	}
 	n := nodeFromMember(self)
 	r.Sites = []protocol.Site{{Name: n.Site, Clusters: []protocol.Cluster{{Name: n.Cluster, Site: n.Site, Nodes: []protocol.Node{n}}}}}
-	for _, f := range a.features {
+	for _, f := range a.allFeatures() {
 		f.Report(r)
 	}
 	return r

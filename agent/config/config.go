@@ -39,6 +39,9 @@ type Config struct {
 	Gossip Gossip `toml:"gossip"`
 	Peer   Peer   `toml:"peer"`
 	Geo    Geo    `toml:"geo"`
+	// Failover is local failover of the cluster's service group; an
+	// empty section means the node runs none.
+	Failover Failover `toml:"failover"`
 
 	// Database configures this node's PostgreSQL instance (see database.go).
 	Database Database `toml:"database"`
@@ -92,21 +95,6 @@ type Peer struct {
 	// Timeout bounds a forwarded request; past it the answer is
 	// "unreachable".
 	Timeout Duration `toml:"timeout"`
-}
-
-// Geo configures the geo pool (WAN timings) for the geo manager.
-type Geo struct {
-	Enabled bool     `toml:"enabled"`
-	Bind    string   `toml:"bind"`
-	Join    []string `toml:"join"`
-	// Mode is "auto" (the dead man's switch fails over at expiry) or
-	// "manual" (never by itself).
-	Mode string `toml:"mode"`
-	// DeadMan is how long staff have to confirm or abort a geo failover.
-	DeadMan      Duration `toml:"dead_man"`
-	Lease        Duration `toml:"lease"`
-	AcquireAfter Duration `toml:"acquire_after"`
-	Arbitrator   bool     `toml:"arbitrator"`
 }
 
 // Duration is a time.Duration written as "200ms", "2h".
@@ -228,7 +216,6 @@ func (c *Config) Validate() error {
 	bad := func(key, problem, expected string) error {
 		return &Error{File: c.File, Key: key, Problem: problem, Expected: expected}
 	}
-	const nameForm = "1–63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 	for _, f := range []struct{ key, val string }{
 		{"deployment", c.Deployment}, {"node", c.Node}, {"site", c.Site},
 	} {
@@ -308,14 +295,11 @@ func (c *Config) Validate() error {
 			return bad("peer.advertise", err.Error(), "host:port such as 10.0.0.1:7947")
 		}
 	}
-	if c.Geo.Mode != "auto" && c.Geo.Mode != "manual" {
-		return bad("geo.mode", fmt.Sprintf("%q is not a mode", c.Geo.Mode), `"auto" or "manual"`)
+	if err := c.Geo.validate(c); err != nil {
+		return err
 	}
-	if c.Geo.DeadMan.Duration <= 0 {
-		return bad("geo.dead_man", "must be positive", "a duration such as \"2h\"")
-	}
-	if c.Geo.Lease.Duration <= 0 || c.Geo.AcquireAfter.Duration < 0 {
-		return bad("geo.lease", "lease must be positive and acquire_after not negative", "durations such as lease = \"10s\", acquire_after = \"5s\"")
+	if err := c.Failover.validate(c); err != nil {
+		return err
 	}
 	if err := c.Database.validate(c); err != nil {
 		return err
@@ -342,6 +326,9 @@ func checkHostPort(s string) error {
 	}
 	return nil
 }
+
+// nameForm describes a valid name in error messages.
+const nameForm = "1–63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 
 // DecodeKey decodes one base64 gossip key and checks its length.
 func DecodeKey(s string) ([]byte, error) {

@@ -184,11 +184,12 @@ func TestLinesFollowActiveNode(t *testing.T) {
 // node (by n1's standby flag) at every call while flap is set, as a
 // flapping source would, and n1 steadily otherwise.
 type flapHost struct {
-	cfg   *config.Config
-	mu    sync.Mutex
-	calls int
-	flap  bool
-	evs   []protocol.Event
+	agent.Host // the methods the lines feature does not use
+	cfg        *config.Config
+	mu         sync.Mutex
+	calls      int
+	flap       bool
+	evs        []protocol.Event
 }
 
 func (h *flapHost) Config() *config.Config { return h.cfg }
