@@ -17,7 +17,6 @@ type Geo struct {
 	Arbitrator   bool     `toml:"arbitrator"`
 }
 
-
 func (g *Geo) validate(c *Config) error {
 	bad := func(key, problem, want string) error {
 		return &Error{File: c.File, Key: key, Problem: problem, Expected: want}
