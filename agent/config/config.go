@@ -42,6 +42,8 @@ type Config struct {
 	// Failover is local failover of the cluster's service group; an
 	// empty section means the node runs none.
 	Failover Failover `toml:"failover"`
+	// Alerts says where alerts (geo failovers, fencing) are sent.
+	Alerts Alerts `toml:"alerts"`
 
 	// Database configures this node's PostgreSQL instance (see database.go).
 	Database Database `toml:"database"`
@@ -299,6 +301,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Failover.validate(c); err != nil {
+		return err
+	}
+	if err := c.Alerts.validate(c); err != nil {
 		return err
 	}
 	if err := c.Database.validate(c); err != nil {
