@@ -110,9 +110,10 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
 	a = &Agent{cfg: cfg, logger: logger, keys: keys, events: newEventLog(500), change: time.Now()}
+	started := a // a itself is nil once an error is returned
 	defer func() {
 		if err != nil {
-			a.shutdown(false)
+			started.shutdown(false)
 		}
 	}()
 	if a.flags, err = openFlags(filepath.Join(cfg.StateDir, "flags.json")); err != nil {

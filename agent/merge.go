@@ -28,6 +28,11 @@ func mergeReport(dst, r *protocol.Snapshot) {
 					if n.Name != rn.Name {
 						continue
 					}
+					if rn.Unclean && n.Member != protocol.MemberAlive && !n.Unclean {
+						// Failover knows the node may still hold the group.
+						n.Unclean = true
+						n.State = protocol.DeriveState(n.Member, n.Standby, n.Maintenance, true)
+					}
 					for _, l := range rn.Links {
 						if l.Path != "serf" {
 							n.Links = append(n.Links, l)
@@ -61,6 +66,16 @@ func mergeReport(dst, r *protocol.Snapshot) {
 			for _, f := range rc.Failed {
 				if !slices.Contains(c.Failed, f) {
 					c.Failed = append(c.Failed, f)
+				}
+			}
+			if rc.Quorum.Source == "failover" {
+				switch {
+				case c.Quorum.Source != "failover":
+					// The failover voters' count replaces the gossip guess.
+					c.Quorum = protocol.Quorum{Source: "failover", Voters: rc.Quorum.Voters, Present: rc.Quorum.Present, HasQuorum: rc.Quorum.HasQuorum}
+				case rc.Quorum.HasQuorum && (!c.Quorum.HasQuorum || rc.Quorum.Present > c.Quorum.Present):
+					// A cut-off voter sees less than the majority does.
+					c.Quorum.Present, c.Quorum.HasQuorum = rc.Quorum.Present, true
 				}
 			}
 			for _, risk := range rc.Quorum.Risks {

@@ -139,7 +139,7 @@ func nodeFromMember(m membership.Member) protocol.Node {
 // quorumOf counts a cluster's voters. Until failover adds witnesses and
 // fencing, every node is a voter and two voters are a shown risk.
 func quorumOf(nodes []protocol.Node) protocol.Quorum {
-	q := protocol.Quorum{}
+	q := protocol.Quorum{Source: "membership"}
 	for _, n := range nodes {
 		if n.Member == protocol.MemberLeft {
 			continue

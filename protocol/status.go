@@ -47,6 +47,10 @@ type Quorum struct {
 	// Risks are plain sentences an operator must see, such as
 	// "two nodes without fencing or witness: a network blip can cause split brain".
 	Risks []string `json:"risks,omitempty"`
+	// Source says who counted: "membership" (every Serf member a voter)
+	// or "failover" (the cluster's configured voters, as local failover
+	// sees them over all heartbeat paths).
+	Source string `json:"source,omitempty"`
 }
 
 // Membership is what failure detection says of a node.

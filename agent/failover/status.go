@@ -52,7 +52,7 @@ func (e *Engine) Status() Status {
 		}
 	}
 	maj := len(e.cfg.Voters)/2 + 1
-	out.Quorum = protocol.Quorum{Voters: len(e.cfg.Voters), Present: present, HasQuorum: present >= maj}
+	out.Quorum = protocol.Quorum{Source: "failover", Voters: len(e.cfg.Voters), Present: present, HasQuorum: present >= maj}
 	switch e.mode {
 	case modeRisk:
 		out.Quorum.Risks = append(out.Quorum.Risks, riskTwoNode)

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/cluster"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/database"
 	"github.com/hatui/hatui/agent/lines"
@@ -77,7 +78,7 @@ func run(args []string) int {
 		Logger:   logger,
 		// Every agent runs every feature, even one that drives no
 		// switch: it must know the verbs to forward them.
-		Features: []agent.FeatureFunc{lines.New, database.New},
+		Features: []agent.FeatureFunc{cluster.New, lines.New, database.New},
 	})
 	if err != nil {
 		logger.Printf("ha-agent: starting: %v", err)

@@ -1,0 +1,360 @@
+// Package cluster is the agent feature of local failover: from the node's
+// [failover] configuration it builds the service group and its health
+// checks, the heartbeat paths (the agent's Serf pool, an optional serial
+// cable and dedicated interface) and fencing (the power switches whose
+// outlets feed the cluster's nodes), and runs the agent/failover engine.
+// The engine's decision log travels over the peer channel, so it has no
+// listener of its own.
+//
+// Every agent has the feature, so that any agent can route the verbs:
+// standby, online and maintenance of a failover node (taken over from the
+// agent's built-in flags, because they move groups now), cleanup,
+// switchover, fence, "cluster activate" and "cluster disable". The node
+// that carries a verb out is a voter of the cluster concerned; fence is
+// never carried out by the node to be fenced.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/failover"
+	"github.com/hatui/hatui/agent/health"
+	"github.com/hatui/hatui/agent/localapi"
+	"github.com/hatui/hatui/agent/resource"
+	"github.com/hatui/hatui/protocol"
+	"github.com/hatui/hatui/switchdrv"
+	_ "github.com/hatui/hatui/switchdrv/drivers" // the power switch drivers fencing may use
+)
+
+// ChannelType is the peer channel type of the decision log.
+const ChannelType = "hatui-failover-raft@hatui"
+
+// Feature is the local failover feature of one agent.
+type Feature struct {
+	h   agent.Host
+	cfg *config.Config
+	eng *failover.Engine // nil when this node runs no failover
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New builds the feature. A node without [failover] enabled gets a
+// feature that only routes the verbs to nodes that run it.
+func New(h agent.Host) (agent.Feature, error) {
+	c := h.Config()
+	f := &Feature{h: h, cfg: c, done: make(chan struct{})}
+	if !c.Failover.Enabled {
+		return f, nil
+	}
+	eng, err := open(h, c)
+	if err != nil {
+		return nil, fmt.Errorf("local failover of %s: %w", c.Failover.Group, err)
+	}
+	f.eng = eng
+	f.wg.Add(1)
+	go f.follow()
+	return f, nil
+}
+
+// open builds everything the engine needs and opens it. Whatever it
+// built is closed again when it fails.
+func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
+	fc := c.Failover
+	cfg := failover.Config{
+		Cluster:          c.Cluster,
+		Node:             c.Node,
+		Group:            fc.Group,
+		AllowTwoNodeRisk: fc.AllowTwoNodeRisk,
+		Activate:         fc.Activate,
+		DataDir:          filepath.Join(c.StateDir, "failover"),
+		Timing: failover.Timing{
+			Keepalive: fc.Timing.Keepalive.Duration, WarnTime: fc.Timing.WarnTime.Duration,
+			DeadTime: fc.Timing.DeadTime.Duration, InitDead: fc.Timing.InitDead.Duration,
+			StopDeadline: fc.Timing.StopDeadline.Duration, StopBudget: fc.Timing.StopBudget.Duration,
+			TakeoverDelay: fc.Timing.TakeoverDelay.Duration, FenceRetry: fc.Timing.FenceRetry.Duration,
+			MonitorInterval: fc.Timing.MonitorInterval.Duration,
+		},
+		Raft: failover.RaftTiming{
+			HeartbeatTimeout: fc.Raft.HeartbeatTimeout.Duration, ElectionTimeout: fc.Raft.ElectionTimeout.Duration,
+			LeaderLeaseTimeout: fc.Raft.LeaderLeaseTimeout.Duration, CommitTimeout: fc.Raft.CommitTimeout.Duration,
+			TransportTimeout: fc.Raft.TransportTimeout.Duration,
+		},
+	}
+	for _, v := range fc.Voters {
+		cfg.Voters = append(cfg.Voters, failover.Voter{Name: v.Name, Addr: v.Addr, Witness: v.Witness})
+	}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for _, cl := range slices.Backward(closers) {
+				cl()
+			}
+		}
+	}()
+	deps := failover.Deps{Logger: slog.Default()}
+	if !fc.Witness(c.Node) {
+		spec, err := groupSpec(fc)
+		if err != nil {
+			return nil, err
+		}
+		g, m, err := failover.BuildGroup(spec)
+		if err != nil {
+			return nil, err
+		}
+		deps.Group, deps.Monitor = g, m
+		if m != nil {
+			closers = append(closers, func() error { m.Close(); return nil })
+		}
+	}
+	cfg = cfg.WithDefaults(failover.StopBudget(deps.Group))
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	keys := h.Keys()
+	if len(keys) == 0 {
+		return nil, errors.New("local failover needs the gossip key: its decision log and heartbeats are authenticated with it")
+	}
+	deps.Key = keys[0]
+	var peers []string
+	for _, v := range cfg.Voters {
+		if v.Name != c.Node {
+			peers = append(peers, v.Name)
+		}
+	}
+	sp, err := failover.NewSerfPath(h.Pool(), peers, cfg.Timing.Keepalive/2)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, sp.Close)
+	deps.Paths = append(deps.Paths, sp)
+	hb := failover.HeartbeatConfig{Cluster: c.Cluster, Node: c.Node, Key: deps.Key, Interval: cfg.Timing.Keepalive}
+	for i, p := range fc.Paths {
+		phb := hb
+		if p.Interval.Duration > 0 {
+			phb.Interval = p.Interval.Duration
+		}
+		var path failover.Path
+		switch p.Kind {
+		case "serial":
+			path, err = failover.NewSerialPath(failover.SerialConfig{HeartbeatConfig: phb, Device: p.Device, Baud: p.Baud, Peer: p.Peer})
+		case "nic":
+			path, err = failover.NewNICPath(failover.NICConfig{HeartbeatConfig: phb, Local: p.Local, Peers: p.Peers})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failover.path[%d]: %w", i, err)
+		}
+		closers = append(closers, path.Close)
+		deps.Paths = append(deps.Paths, path)
+	}
+	if fencer, err := powerFencer(c, cfg); err != nil {
+		return nil, err
+	} else if len(fencer) > 0 {
+		deps.Fencer = fencer
+	}
+	stream, err := h.Stream(ChannelType)
+	if err != nil {
+		return nil, err
+	}
+	deps.Stream = stream
+	deps.OnEvent = func(e failover.Event) { h.Record(e.Event) }
+	eng, err = failover.Open(cfg, deps)
+	if err != nil {
+		stream.Close()
+		return nil, err
+	}
+	return eng, nil
+}
+
+// groupSpec turns the configuration into the failover package's spec.
+// The failover package checks it (BuildGroup), naming the resource or
+// check at fault.
+func groupSpec(fc config.Failover) (failover.GroupSpec, error) {
+	spec := failover.GroupSpec{
+		Name:               fc.Group,
+		MigrationThreshold: fc.MigrationThreshold,
+		FailureTimeout:     fc.FailureTimeout.Duration,
+		Policy:             health.PolicyConfig{MaxRestarts: fc.MaxRestarts, RestartWindow: fc.RestartWindow.Duration},
+	}
+	for _, r := range fc.Resources {
+		spec.Resources = append(spec.Resources, resource.Spec{
+			Name: r.Name, Type: r.Type, Params: r.Params,
+			StartTimeout: r.StartTimeout.Duration, StopTimeout: r.StopTimeout.Duration, MonitorTimeout: r.MonitorTimeout.Duration,
+		})
+	}
+	for _, ck := range fc.Checks {
+		s := health.DefaultSpec()
+		s.Name, s.Kind, s.Resource, s.Params = ck.Name, ck.Kind, ck.Resource, ck.Params
+		if ck.Class != "" {
+			s.Class = health.Class(ck.Class)
+		}
+		if ck.OnFatal != "" {
+			s.OnFatal = health.Action(ck.OnFatal)
+		}
+		if ck.Interval.Duration != 0 {
+			s.Interval = ck.Interval.Duration
+		}
+		if ck.Timeout.Duration != 0 {
+			s.Timeout = ck.Timeout.Duration
+		}
+		if ck.Rise != 0 {
+			s.Rise = ck.Rise
+		}
+		if ck.Fall != 0 {
+			s.Fall = ck.Fall
+		}
+		spec.Checks = append(spec.Checks, s)
+	}
+	return spec, nil
+}
+
+// powerFencer finds, among the node's [[switch]] power switches, the
+// outlets feeding the cluster's other voters.
+func powerFencer(c *config.Config, cfg failover.Config) (failover.PowerFencer, error) {
+	pf := failover.PowerFencer{}
+	for i := range c.Switches {
+		sw := &c.Switches[i]
+		if sw.Kind != "power" {
+			continue
+		}
+		var ps switchdrv.PowerSwitch
+		for outlet, node := range sw.Outlets {
+			if node == c.Node || !slices.ContainsFunc(cfg.Voters, func(v failover.Voter) bool { return v.Name == node && !v.Witness }) {
+				continue
+			}
+			if ps == nil {
+				var err error
+				if ps, err = switchdrv.OpenPowerSwitch(sw.Driver, sw.DriverOptions()); err != nil {
+					return nil, fmt.Errorf("switch[%d] %s as a fencing device: %w", i, sw.Name, err)
+				}
+			}
+			pf[node] = failover.Outlet{Switch: ps, Outlet: outlet}
+		}
+	}
+	return pf, nil
+}
+
+// follow mirrors this node's replicated flags into the agent (so gossip
+// and the node list show them) and wakes the watchers on every change of
+// the engine's state.
+func (f *Feature) follow() {
+	defer f.wg.Done()
+	tick := time.NewTicker(time.Second) // links and timers change without a log entry
+	defer tick.Stop()
+	for {
+		ch := f.eng.Changed()
+		if st := f.eng.State(); st != nil {
+			for _, n := range f.eng.Status().Nodes {
+				if n.Name == f.cfg.Node {
+					if err := f.h.MirrorFlags(n.Standby, n.Maintenance, "failover"); err != nil {
+						f.h.Record(protocol.Event{Node: f.cfg.Node, Kind: "agent", Severity: protocol.SevWarning, Message: err.Error()})
+					}
+				}
+			}
+		}
+		f.h.Changed()
+		select {
+		case <-ch:
+		case <-tick.C:
+		case <-f.done:
+			return
+		}
+	}
+}
+
+// Close implements agent.Feature.
+func (f *Feature) Close() error {
+	close(f.done)
+	f.wg.Wait()
+	if f.eng != nil {
+		return f.eng.Close()
+	}
+	return nil
+}
+
+// Report implements agent.Feature: the group, failed actions, quorum and
+// links as this node's engine sees them.
+func (f *Feature) Report(r *protocol.Snapshot) {
+	if f.eng == nil || len(r.Sites) == 0 || len(r.Sites[0].Clusters) == 0 {
+		return
+	}
+	st := f.eng.Status()
+	c := &r.Sites[0].Clusters[0]
+	c.Quorum = st.Quorum
+	c.Groups = append(c.Groups, st.Group)
+	c.Failed = append(c.Failed, st.Failed...)
+	for _, en := range st.Nodes {
+		i := slices.IndexFunc(c.Nodes, func(n protocol.Node) bool { return n.Name == en.Name })
+		if i < 0 {
+			continue
+		}
+		n := &c.Nodes[i]
+		n.Links = append(n.Links, en.Links...)
+		n.Standby, n.Maintenance = en.Standby, en.Maintenance
+		if en.Role != "" {
+			n.Role = en.Role
+		}
+		n.State = protocol.DeriveState(n.Member, n.Standby, n.Maintenance, n.Unclean)
+	}
+	// Peers this node's engine sees as unclean: failed on every path while
+	// they may still hold the group.
+	for _, en := range st.Nodes {
+		if en.Unclean && en.Name != f.cfg.Node {
+			c.Nodes = append(c.Nodes, protocol.Node{Name: en.Name, Cluster: c.Name, Site: c.Site, Member: en.Member, Unclean: true, State: en.State})
+		}
+	}
+}
+
+// Plan implements agent.Feature.
+func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller) (localapi.Job, error) {
+	if f.eng == nil {
+		return nil, protocol.Errorf(protocol.CodeRefused, "ask an agent of a cluster that runs local failover",
+			"%s runs no local failover ([failover] is not enabled here)", f.cfg.Node)
+	}
+	if a.Verb == "switchover" && len(a.Args) > 0 && a.Args[0] != f.cfg.Failover.Group {
+		return nil, protocol.Errorf(protocol.CodeUsage, "run 'status' to list the groups",
+			"cluster %s runs group %s, not %s", f.cfg.Cluster, f.cfg.Failover.Group, a.Args[0])
+	}
+	job, err := f.eng.Plan(f.engineAction(a))
+	if err != nil {
+		return nil, err
+	}
+	return localapi.Job(job), nil
+}
+
+// engineAction turns the console's form of a verb into the engine's.
+func (f *Feature) engineAction(a protocol.Action) protocol.Action {
+	ea := a
+	switch a.Verb {
+	case "cleanup": // cleanup RESOURCE [NODE] → cleanup [NODE [RESOURCE]]
+		switch {
+		case len(a.Args) == 2:
+			ea.Args = []string{a.Args[1], a.Args[0]}
+		case len(a.Args) == 1 && a.Args[0] == f.cfg.Failover.Group:
+			ea.Args = nil // the whole group, on every node
+		case len(a.Args) == 1:
+			on := f.eng.Status().Group.Active
+			if on == "" {
+				on = f.cfg.Node
+			}
+			ea.Args = []string{on, a.Args[0]}
+		}
+	case "switchover": // switchover GROUP [NODE] → switchover [NODE]
+		if len(a.Args) > 0 {
+			ea.Args = a.Args[1:]
+		}
+	case "cluster activate", "cluster disable": // cluster activate CLUSTER → activate
+		ea.Verb = a.Verb[len("cluster "):]
+		ea.Args = nil
+	}
+	return ea
+}
