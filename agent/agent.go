@@ -373,6 +373,10 @@ func (a *Agent) record(e protocol.Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	if !e.Relayed {
+		// The journal gets every event this node saw first hand.
+		a.logger.Printf("%s %s %s: %s", e.Severity, e.Kind, e.Node, e.Message)
+	}
 	a.events.add(e)
 }
 

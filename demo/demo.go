@@ -249,7 +249,8 @@ func (d *Deployment) Dial(node string) client.DialFunc {
 }
 
 // WaitConverged waits until every running agent sees every running node
-// alive.
+// alive, and every site with a running PBX node has its service group
+// started.
 func (d *Deployment) WaitConverged(ctx context.Context) error {
 	for {
 		if d.converged(ctx) {
@@ -283,6 +284,40 @@ func (d *Deployment) converged(ctx context.Context) bool {
 		if alive != len(up) {
 			return false
 		}
+		for _, s := range snap.Sites {
+			for _, c := range s.Clusters {
+				for _, g := range c.Groups {
+					if g.State != "started" {
+						return false
+					}
+				}
+			}
+		}
+		if !groupsStarted(snap, up) {
+			return false
+		}
+	}
+	return true
+}
+
+// groupsStarted says whether every site with a running PBX node shows its
+// group.
+func groupsStarted(snap *protocol.Snapshot, up []*Node) bool {
+	for _, n := range up {
+		if n.Role != "pbx" {
+			continue
+		}
+		found := false
+		for _, s := range snap.Sites {
+			for _, c := range s.Clusters {
+				for _, g := range c.Groups {
+					found = found || g.Name == GroupOf(n.Site)
+				}
+			}
+		}
+		if !found {
+			return false
+		}
 	}
 	return true
 }
@@ -300,6 +335,7 @@ func (d *Deployment) Kill(node string) error {
 	}
 	n.agent.Kill()
 	n.agent = nil
+	killResources(d, n)
 	return nil
 }
 

@@ -18,7 +18,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -101,7 +100,8 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 			}
 		}
 	}()
-	deps := failover.Deps{Logger: slog.Default()}
+	// The engine's events reach the agent's log through Record.
+	deps := failover.Deps{}
 	if !fc.Witness(c.Node) {
 		spec, err := groupSpec(fc)
 		if err != nil {

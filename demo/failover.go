@@ -1,0 +1,88 @@
+package demo
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/cluster"
+	"github.com/hatui/hatui/agent/config"
+)
+
+// The demo's service groups: each site's two PBX nodes run local failover
+// of a group with a simulated virtual IP and PBX (exec resources keeping a
+// state file in the node's directory). With two voters and no witness the
+// clusters run with allow_two_node_risk, which the console shows; pbx-b1
+// can also fence pbx-b2 through the demo's iBoot.
+func init() { features = append(features, failoverFeature) }
+
+// demoFailoverTiming detects a dead peer in 2 s, quick enough to watch.
+var demoFailoverTiming = config.FailoverTiming{
+	Keepalive:       config.Duration{Duration: 200 * time.Millisecond},
+	WarnTime:        config.Duration{Duration: time.Second},
+	DeadTime:        config.Duration{Duration: 2 * time.Second},
+	InitDead:        config.Duration{Duration: 4 * time.Second},
+	FenceRetry:      config.Duration{Duration: 2 * time.Second},
+	MonitorInterval: config.Duration{Duration: time.Second},
+}
+
+// GroupOf names the demo's service group of a site.
+func GroupOf(site string) string { return "pbx-" + site }
+
+// simulated is an exec resource: it keeps <dir>/running.<name> while it
+// runs. A killed node's files are removed with it (the machine is gone).
+const simulated = `#!/bin/sh
+f=%q
+case "$1" in
+start) touch "$f" ;;
+stop) rm -f "$f" ;;
+status) [ -e "$f" ] || exit 3 ;;
+esac
+exit 0
+`
+
+func failoverFeature(d *Deployment, n *Node) (agent.FeatureFunc, error) {
+	if n.Role != "pbx" {
+		return cluster.New, nil // routes the verbs
+	}
+	dir := filepath.Join(d.dir, n.Name, "resources")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("demo resources of %s: %w", n.Name, err)
+	}
+	fc := config.Failover{Enabled: true, Group: GroupOf(n.Site), AllowTwoNodeRisk: true, Activate: true,
+		MigrationThreshold: 3, Timing: demoFailoverTiming}
+	// From the layout: the site's other nodes may not have started yet.
+	subnet := n.IP[:strings.LastIndex(n.IP, ".")]
+	for i, l := range Layout {
+		if l.Site == n.Site && l.Role == "pbx" {
+			fc.Voters = append(fc.Voters, config.FailoverVoter{Name: l.Node, Addr: fmt.Sprintf("%s.%d:7947", subnet, i+1)})
+		}
+	}
+	for _, r := range []string{"vip", "asterisk"} {
+		path := filepath.Join(dir, r+".sh")
+		if err := os.WriteFile(path, fmt.Appendf(nil, simulated, filepath.Join(dir, "running."+r)), 0o755); err != nil {
+			return nil, fmt.Errorf("demo resource %s of %s: %w", r, n.Name, err)
+		}
+		fc.Resources = append(fc.Resources, config.FailoverResource{Name: r, Type: "exec", Params: map[string]string{"path": path},
+			StopTimeout: config.Duration{Duration: 2 * time.Second}})
+	}
+	n.cfg.Failover = fc
+	if err := n.cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("demo failover for %s: %w", n.Name, err)
+	}
+	return cluster.New, nil
+}
+
+// killResources removes a killed node's running resources: in the demo a
+// crash is the whole machine's.
+func killResources(d *Deployment, n *Node) {
+	ents, _ := os.ReadDir(filepath.Join(d.dir, n.Name, "resources"))
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "running.") {
+			os.Remove(filepath.Join(d.dir, n.Name, "resources", e.Name()))
+		}
+	}
+}
