@@ -83,6 +83,7 @@ func mergeReport(dst, r *protocol.Snapshot) {
 					c.Quorum.Risks = append(c.Quorum.Risks, risk)
 				}
 			}
+			slices.Sort(c.Quorum.Risks) // the same text whichever report came first
 		}
 	}
 }
