@@ -65,33 +65,38 @@ func New(h agent.Host) (agent.Feature, error) {
 	return f, nil
 }
 
+// Check validates the node's [failover] section as the agent would at
+// start, without starting anything: the group's resources and checks
+// (binaries present, timings that can work) and the engine's timing
+// rules. ha-agent check-config runs it.
+func Check(c *config.Config) error {
+	if !c.Failover.Enabled {
+		return nil
+	}
+	cfg := engineConfig(c)
+	var group *resource.Group
+	if !c.Failover.Witness(c.Node) {
+		spec, err := groupSpec(c.Failover)
+		if err != nil {
+			return err
+		}
+		g, m, err := failover.BuildGroup(spec)
+		if err != nil {
+			return err
+		}
+		if m != nil {
+			m.Close()
+		}
+		group = g
+	}
+	return cfg.WithDefaults(failover.StopBudget(group)).Validate()
+}
+
 // open builds everything the engine needs and opens it. Whatever it
 // built is closed again when it fails.
 func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 	fc := c.Failover
-	cfg := failover.Config{
-		Cluster:          c.Cluster,
-		Node:             c.Node,
-		Group:            fc.Group,
-		AllowTwoNodeRisk: fc.AllowTwoNodeRisk,
-		Activate:         fc.Activate,
-		DataDir:          filepath.Join(c.StateDir, "failover"),
-		Timing: failover.Timing{
-			Keepalive: fc.Timing.Keepalive.Duration, WarnTime: fc.Timing.WarnTime.Duration,
-			DeadTime: fc.Timing.DeadTime.Duration, InitDead: fc.Timing.InitDead.Duration,
-			StopDeadline: fc.Timing.StopDeadline.Duration, StopBudget: fc.Timing.StopBudget.Duration,
-			TakeoverDelay: fc.Timing.TakeoverDelay.Duration, FenceRetry: fc.Timing.FenceRetry.Duration,
-			MonitorInterval: fc.Timing.MonitorInterval.Duration,
-		},
-		Raft: failover.RaftTiming{
-			HeartbeatTimeout: fc.Raft.HeartbeatTimeout.Duration, ElectionTimeout: fc.Raft.ElectionTimeout.Duration,
-			LeaderLeaseTimeout: fc.Raft.LeaderLeaseTimeout.Duration, CommitTimeout: fc.Raft.CommitTimeout.Duration,
-			TransportTimeout: fc.Raft.TransportTimeout.Duration,
-		},
-	}
-	for _, v := range fc.Voters {
-		cfg.Voters = append(cfg.Voters, failover.Voter{Name: v.Name, Addr: v.Addr, Witness: v.Witness})
-	}
+	cfg := engineConfig(c)
 	var closers []func() error
 	defer func() {
 		if err != nil {
@@ -173,6 +178,35 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 		return nil, err
 	}
 	return eng, nil
+}
+
+// engineConfig is the engine's configuration from the node's.
+func engineConfig(c *config.Config) failover.Config {
+	fc := c.Failover
+	cfg := failover.Config{
+		Cluster:          c.Cluster,
+		Node:             c.Node,
+		Group:            fc.Group,
+		AllowTwoNodeRisk: fc.AllowTwoNodeRisk,
+		Activate:         fc.Activate,
+		DataDir:          filepath.Join(c.StateDir, "failover"),
+		Timing: failover.Timing{
+			Keepalive: fc.Timing.Keepalive.Duration, WarnTime: fc.Timing.WarnTime.Duration,
+			DeadTime: fc.Timing.DeadTime.Duration, InitDead: fc.Timing.InitDead.Duration,
+			StopDeadline: fc.Timing.StopDeadline.Duration, StopBudget: fc.Timing.StopBudget.Duration,
+			TakeoverDelay: fc.Timing.TakeoverDelay.Duration, FenceRetry: fc.Timing.FenceRetry.Duration,
+			MonitorInterval: fc.Timing.MonitorInterval.Duration,
+		},
+		Raft: failover.RaftTiming{
+			HeartbeatTimeout: fc.Raft.HeartbeatTimeout.Duration, ElectionTimeout: fc.Raft.ElectionTimeout.Duration,
+			LeaderLeaseTimeout: fc.Raft.LeaderLeaseTimeout.Duration, CommitTimeout: fc.Raft.CommitTimeout.Duration,
+			TransportTimeout: fc.Raft.TransportTimeout.Duration,
+		},
+	}
+	for _, v := range fc.Voters {
+		cfg.Voters = append(cfg.Voters, failover.Voter{Name: v.Name, Addr: v.Addr, Witness: v.Witness})
+	}
+	return cfg
 }
 
 // groupSpec turns the configuration into the failover package's spec.
@@ -324,7 +358,19 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 		return nil, protocol.Errorf(protocol.CodeUsage, "run 'status' to list the groups",
 			"cluster %s runs group %s, not %s", f.cfg.Cluster, f.cfg.Failover.Group, a.Args[0])
 	}
-	job, err := f.eng.Plan(f.engineAction(a))
+	ea := f.eng.Plan
+	job, err := ea(f.engineAction(a))
+	var pe *protocol.Error
+	if errors.As(err, &pe) && pe.Code == protocol.CodeRefused && f.eng.Status().Leader != f.cfg.Node {
+		// A follower may not have applied the leader's latest entry yet
+		// (an "online" a moment ago): give it one change to catch up.
+		select {
+		case <-f.eng.Changed():
+			job, err = ea(f.engineAction(a))
+		case <-time.After(f.eng.Config().Raft.HeartbeatTimeout):
+		case <-ctx.Done():
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -314,6 +314,10 @@ func TestBadConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := agenttest.Config(t, agenttest.Node{Name: "b1", IP: "127.0.81.1", Extra: tc.extra})
+			cerr := cluster.Check(cfg)
+			if cerr == nil {
+				t.Error("check-config passed it")
+			}
 			a, err := agent.New(cfg, agent.Options{Features: []agent.FeatureFunc{cluster.New}})
 			if err == nil {
 				a.Kill()
@@ -322,6 +326,9 @@ func TestBadConfig(t *testing.T) {
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not mention %q", err, w)
+				}
+				if cerr != nil && !strings.Contains(cerr.Error(), w) {
+					t.Errorf("check-config's error %q does not mention %q", cerr, w)
 				}
 			}
 		})

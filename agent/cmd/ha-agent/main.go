@@ -50,7 +50,11 @@ func run(args []string) int {
 				fmt.Fprintln(os.Stderr, "usage: ha-agent check-config FILE")
 				return 2
 			}
-			if _, err := config.Load(args[1]); err != nil {
+			cfg, err := config.Load(args[1])
+			if err == nil {
+				err = cluster.Check(cfg) // resources and checks, as at start
+			}
+			if err != nil {
 				fmt.Fprintln(os.Stderr, "ha-agent:", err)
 				return 1
 			}
