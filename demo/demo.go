@@ -172,6 +172,7 @@ func (d *Deployment) start(n *Node) error {
 		WrapGossip: func(t memberlist.NodeAwareTransport) memberlist.NodeAwareTransport {
 			return d.net.Wrap(ip, t)
 		},
+		WrapPeerConn: func(c net.Conn) net.Conn { return d.net.WrapConn(ip, c) },
 	})
 	if err != nil {
 		return fmt.Errorf("starting demo agent %s: %w", n.Name, err)

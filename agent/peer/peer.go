@@ -95,8 +95,9 @@ func (id *identity) accepts(k ssh.PublicKey) bool {
 // Server accepts peer connections and hands each protocol channel to a
 // handler.
 type Server struct {
-	ln  net.Listener
-	cfg *ssh.ServerConfig
+	ln   net.Listener
+	cfg  *ssh.ServerConfig
+	opts options
 	wg  sync.WaitGroup
 
 	mu       sync.Mutex
@@ -107,9 +108,45 @@ type Server struct {
 	closing chan struct{}
 }
 
+// Option changes how a Server or Dialer handles its connections.
+type Option func(*options)
+
+type options struct {
+	wrap   func(net.Conn) net.Conn
+	source net.IP
+}
+
+// WithSourceIP makes a Dialer dial from ip (the node's peer address), so
+// that peers and firewalls see the address the node is known by rather
+// than whatever the kernel picks on a multi-homed host.
+func WithSourceIP(ip net.IP) Option {
+	return func(o *options) {
+		if ip != nil && !ip.IsUnspecified() {
+			o.source = ip
+		}
+	}
+}
+
+// WithConnWrapper passes every TCP connection, accepted or dialed, through
+// wrap before the SSH handshake (the demo cuts sites off with it).
+func WithConnWrapper(wrap func(net.Conn) net.Conn) Option {
+	return func(o *options) { o.wrap = wrap }
+}
+
+func buildOptions(opts []Option) options {
+	o := options{wrap: func(c net.Conn) net.Conn { return c }}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.wrap == nil {
+		o.wrap = func(c net.Conn) net.Conn { return c }
+	}
+	return o
+}
+
 // Listen starts a peer listener on addr. handle is called in its own
 // goroutine for every accepted protocol channel and must close the conn.
-func Listen(addr string, keys [][]byte, handle func(net.Conn)) (*Server, error) {
+func Listen(addr string, keys [][]byte, handle func(net.Conn), opts ...Option) (*Server, error) {
 	id, err := newIdentity(keys)
 	if err != nil {
 		return nil, err
@@ -129,7 +166,7 @@ func Listen(addr string, keys [][]byte, handle func(net.Conn)) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("listening for peers on %s: %w", addr, err)
 	}
-	s := &Server{ln: ln, cfg: cfg, conns: map[net.Conn]struct{}{}, closing: make(chan struct{}), handlers: map[string]func(net.Conn){ChannelType: handle}}
+	s := &Server{ln: ln, cfg: cfg, opts: buildOptions(opts), conns: map[net.Conn]struct{}{}, closing: make(chan struct{}), handlers: map[string]func(net.Conn){ChannelType: handle}}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
@@ -170,6 +207,7 @@ func (s *Server) accept() {
 			c.Close()
 			return
 		}
+		c = s.opts.wrap(c)
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Add(1)
@@ -236,7 +274,8 @@ func (s *Server) Close() error {
 // forwarded request costs no handshake; a connection that fails is
 // dropped and the next dial makes a new one.
 type Dialer struct {
-	id *identity
+	id   *identity
+	opts options
 
 	mu    sync.Mutex
 	conns map[string]*ssh.Client
@@ -244,12 +283,12 @@ type Dialer struct {
 
 // NewDialer returns a Dialer that authenticates with keys[0] and accepts a
 // server whose key derives from any of keys.
-func NewDialer(keys [][]byte) (*Dialer, error) {
+func NewDialer(keys [][]byte, opts ...Option) (*Dialer, error) {
 	id, err := newIdentity(keys)
 	if err != nil {
 		return nil, err
 	}
-	return &Dialer{id: id, conns: map[string]*ssh.Client{}}, nil
+	return &Dialer{id: id, opts: buildOptions(opts), conns: map[string]*ssh.Client{}}, nil
 }
 
 // Dial opens one protocol channel to the peer at addr, bounded by ctx.
@@ -336,10 +375,14 @@ func (d *Dialer) client(ctx context.Context, addr string) (*ssh.Client, bool, er
 
 func (d *Dialer) handshake(ctx context.Context, addr string) (*ssh.Client, error) {
 	var nd net.Dialer
+	if d.opts.source != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: d.opts.source}
+	}
 	c, err := nd.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to peer %s: %w", addr, err)
 	}
+	c = d.opts.wrap(c)
 	if dl, ok := ctx.Deadline(); ok {
 		c.SetDeadline(dl)
 	}

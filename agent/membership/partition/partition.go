@@ -8,6 +8,7 @@ package partition
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -154,4 +155,58 @@ func (t *transport) Shutdown() error {
 		close(t.done)
 	})
 	return err
+}
+
+// WrapConn returns c as the host self sees it through the network: while
+// self and the far end are apart, writes wait (as on a dead link, until
+// the cut heals, the deadline passes or the conn is closed), so nothing
+// crosses a cut. The demo wraps its agents' peer channel with it.
+func (n *Network) WrapConn(self string, c net.Conn) net.Conn {
+	return &cutConn{Conn: c, net: n, self: self, far: host(c.RemoteAddr().String()), closed: make(chan struct{})}
+}
+
+type cutConn struct {
+	net.Conn
+	net       *Network
+	self, far string
+	mu        sync.Mutex
+	deadline  time.Time
+	closed    chan struct{}
+	once      sync.Once
+}
+
+func (c *cutConn) Write(b []byte) (int, error) {
+	for c.net.Apart(c.self, c.far) {
+		c.mu.Lock()
+		dl := c.deadline
+		c.mu.Unlock()
+		if !dl.IsZero() && time.Now().After(dl) {
+			return 0, os.ErrDeadlineExceeded
+		}
+		select {
+		case <-c.closed:
+			return 0, net.ErrClosed
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *cutConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+func (c *cutConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *cutConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.deadline = t
+	c.mu.Unlock()
+	return c.Conn.SetWriteDeadline(t)
 }
