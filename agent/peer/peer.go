@@ -98,7 +98,7 @@ type Server struct {
 	ln   net.Listener
 	cfg  *ssh.ServerConfig
 	opts options
-	wg  sync.WaitGroup
+	wg   sync.WaitGroup
 
 	mu       sync.Mutex
 	handlers map[string]func(net.Conn)
