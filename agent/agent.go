@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hatui/hatui/agent/alert"
 
 	"github.com/hashicorp/memberlist"
 
@@ -76,6 +79,7 @@ type Agent struct {
 	peerLn *peer.Server
 	dialer *peer.Dialer
 	audit  *audit.Log
+	alerts *alert.Sender // nil without [alerts] targets
 	flags  *flagStore
 	events *eventLog
 	peers  *peerReports
@@ -125,6 +129,15 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	}
 	if a.audit, err = audit.Open(filepath.Join(cfg.StateDir, "audit.log")); err != nil {
 		return nil, err
+	}
+	if cfg.Alerts.Configured() {
+		acfg, err := alert.FromConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if a.alerts, err = alert.New(acfg, slog.New(slog.NewTextHandler(logger.Writer(), nil))); err != nil {
+			return nil, fmt.Errorf("starting alerts: %w", err)
+		}
 	}
 	a.api = localapi.New(a, logger)
 	a.peers = newPeerReports(a)
@@ -287,6 +300,9 @@ func (a *Agent) shutdown(leave bool) error {
 	}
 	if a.dialer != nil {
 		a.dialer.Close()
+	}
+	if a.alerts != nil {
+		errs = append(errs, a.alerts.Close())
 	}
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close())

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hatui/hatui/agent/alert"
+
 	"github.com/hashicorp/memberlist"
 
 	"github.com/hatui/hatui/agent/config"
@@ -80,6 +82,9 @@ type Host interface {
 	// Do carries out an action as the agent itself would for an
 	// operator (routed and forwarded), on behalf of by, and audited.
 	Do(ctx context.Context, act protocol.Action, by string, progress func(protocol.Progress)) protocol.Result
+	// Alert sends an alert to the configured targets (webhooks, e-mail)
+	// without blocking; nothing happens without [alerts] targets.
+	Alert(a alert.Alert)
 	// MirrorFlags records this node's standby and maintenance flags as
 	// a feature that owns them (local failover) decided them, so that
 	// gossip and the node list show them. It does not audit: the
@@ -137,6 +142,13 @@ func (a *Agent) Do(ctx context.Context, act protocol.Action, by string, progress
 		return protocol.Result{OK: false, Message: err.Error(), Error: protocol.AsError(err)}
 	}
 	return job(ctx, progress)
+}
+
+// Alert implements Host.
+func (a *Agent) Alert(al alert.Alert) {
+	if a.alerts != nil {
+		a.alerts.Send(al)
+	}
 }
 
 // MirrorFlags implements Host.

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/alert"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/failover"
 	"github.com/hatui/hatui/agent/health"
@@ -171,7 +172,15 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 		return nil, err
 	}
 	deps.Stream = stream
-	deps.OnEvent = func(e failover.Event) { h.Record(e.Event) }
+	deps.OnEvent = func(e failover.Event) {
+		h.Record(e.Event)
+		if alerted[e.Type] {
+			// Each engine reports what it did itself: one alert per event.
+			h.Alert(alert.Alert{Time: e.Time, Site: c.Site, Node: c.Node, Kind: "failover-" + string(e.Type),
+				Severity: string(e.Severity), Subject: fmt.Sprintf("%s: %s", c.Cluster, e.Message),
+				Message: fmt.Sprintf("Cluster %s, group %s (epoch %d), on %s:\n%s\n\nSee hatui for the cluster's state.", c.Cluster, e.Group, e.Epoch, c.Node, e.Message)})
+		}
+	}
 	eng, err = failover.Open(cfg, deps)
 	if err != nil {
 		stream.Close()
@@ -207,6 +216,15 @@ func engineConfig(c *config.Config) failover.Config {
 		cfg.Voters = append(cfg.Voters, failover.Voter{Name: v.Name, Addr: v.Addr, Witness: v.Witness})
 	}
 	return cfg
+}
+
+// alerted are the engine's events that page the operator: a takeover,
+// a node that stopped its service for lack of a majority, fencing, and
+// a group that could not start or stop.
+var alerted = map[failover.EventType]bool{
+	failover.EvAcquired: true, failover.EvSelfFence: true, failover.EvFenced: true,
+	failover.EvFenceFailed: true, failover.EvStartFailed: true, failover.EvStopFailed: true,
+	failover.EvEscalated: true,
 }
 
 // groupSpec turns the configuration into the failover package's spec.

@@ -172,7 +172,7 @@ func newCluster(t testing.TB, o opts) *tcluster {
 func (c *tcluster) startSocat() {
 	dir := c.t.TempDir()
 	c.tty = [2]string{filepath.Join(dir, "ttyA"), filepath.Join(dir, "ttyB")}
-	cmd := exec.Command("socat", "-d", "-d", "pty,raw,echo=0,link="+c.tty[0], "pty,raw,echo=0,link="+c.tty[1])
+	cmd := c.client.Command("socat", "-d", "-d", "pty,raw,echo=0,link="+c.tty[0], "pty,raw,echo=0,link="+c.tty[1])
 	c.socat = c.client.Start(cmd) // any namespace: ptys are files
 	waitFor(c.t, 10*time.Second, "socat's ptys", func() (bool, string) {
 		for _, p := range c.tty {
