@@ -167,10 +167,58 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 			ns := append([]protocol.Node(nil), c.Nodes...)
 			sort.Slice(ns, func(i, j int) bool { return ns[i].Name < ns[j].Name })
 			for _, n := range ns {
-				fmt.Fprintf(tw, "    %s\t%s\t%s\n", n.Name, n.State, n.Role)
+				line := fmt.Sprintf("    %s\t%s\t%s", n.Name, n.State, n.Role)
+				if l := links(n.Links); l != "" {
+					line += "\t" + l
+				}
+				fmt.Fprintln(tw, line)
 			}
 			for _, g := range c.Groups {
-				fmt.Fprintf(tw, "    group %s\t%s\ton %s\n", g.Name, g.State, orDash(g.Active))
+				line := fmt.Sprintf("    group %s\t%s\ton %s", g.Name, g.State, orDash(g.Active))
+				if g.Reason != "" {
+					line += "\t(" + g.Reason + ")"
+				}
+				fmt.Fprintln(tw, line)
+				for _, r := range g.Resources {
+					line := fmt.Sprintf("      %s\t%s\t%s", r.Name, r.Type, r.State)
+					if r.Node != "" {
+						line += "\ton " + r.Node
+					}
+					if r.FailCount > 0 {
+						line += fmt.Sprintf("\tfail-count %d", r.FailCount)
+					}
+					for _, ck := range r.Checks {
+						word := "ok"
+						if !ck.OK {
+							word = "FAILING"
+						}
+						line += fmt.Sprintf("\tcheck %s (%s, %s) %s", ck.Name, ck.Kind, ck.Class, word)
+					}
+					fmt.Fprintln(tw, line)
+				}
+			}
+			for _, d := range c.Databases {
+				line := fmt.Sprintf("    database %s\t%s\ttimeline %d", d.Node, d.Role, d.Timeline)
+				if d.Role == "standby" || d.Role == "geo-standby" {
+					line += fmt.Sprintf("\tlag %d bytes", d.LagBytes)
+					if !d.Streaming {
+						line += "\tNOT STREAMING"
+					}
+				}
+				if !d.Healthy && d.Health != "" {
+					line += "\tUNHEALTHY: " + d.Health
+				}
+				fmt.Fprintln(tw, line)
+			}
+			for _, sw := range c.Switches {
+				line := fmt.Sprintf("    switch %s\t%s\t%s", sw.Name, sw.Kind, orDash(sw.Position))
+				if !sw.Reachable {
+					line += "\tUNREACHABLE"
+				}
+				if sw.Error != "" {
+					line += "\t" + sw.Error
+				}
+				fmt.Fprintln(tw, line)
 			}
 			for _, f := range c.Failed {
 				fmt.Fprintf(tw, "    FAILED %s %s on %s: %s\n", f.Resource, f.Op, f.Node, f.Reason)
@@ -180,9 +228,20 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 	tw.Flush()
 	if g := s.Geo; g != nil {
 		fmt.Fprintf(w, "\nGeo ticket %s: holder %s, term %d, mode %s\n", g.Ticket.Name, orDash(g.Ticket.Holder), g.Ticket.Term, g.Mode)
+		for _, site := range g.Sites {
+			reach := "reachable"
+			if !site.Reachable {
+				reach = "UNREACHABLE"
+			}
+			if site.Arbitrator {
+				fmt.Fprintf(w, "  site %s: arbitrator, %s\n", site.Name, reach)
+				continue
+			}
+			fmt.Fprintf(w, "  site %s: %s, %s, %s\n", site.Name, orDash(site.GeoRole), orDash(site.ServiceRole), reach)
+		}
 		if p := g.Pending; p != nil {
 			fmt.Fprintf(w, "  PENDING failover %s -> %s: %s left (expires %s)\n", p.From, p.To,
-				time.Until(p.Expires).Round(time.Second), p.Expires.Local().Format(time.TimeOnly))
+				p.Expires.Sub(s.Time).Round(time.Second), p.Expires.Local().Format(time.TimeOnly))
 		}
 	}
 	if len(s.Events) > 0 {
@@ -195,6 +254,24 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 			fmt.Fprintf(w, "  %s %-8s %s\n", e.Time.Local().Format(time.TimeOnly), e.Severity, strings.TrimSpace(e.Message))
 		}
 	}
+}
+
+// links sums up a node's heartbeat paths: "links 3/3 up", or the ones
+// that are down by name.
+func links(ls []protocol.Link) string {
+	if len(ls) == 0 {
+		return ""
+	}
+	var down []string
+	for _, l := range ls {
+		if !l.Up {
+			down = append(down, l.Path+" to "+l.Peer)
+		}
+	}
+	if len(down) == 0 {
+		return fmt.Sprintf("links %d/%d up", len(ls), len(ls))
+	}
+	return fmt.Sprintf("links %d/%d up, DOWN: %s", len(ls)-len(down), len(ls), strings.Join(down, ", "))
 }
 
 func orDash(s string) string {
