@@ -634,3 +634,37 @@ func TestLongListsScroll(t *testing.T) {
 		t.Fatal("end did not return to the newest event")
 	}
 }
+
+// TestGroupKeys: switchover, cleanup and fence from the node list open
+// the dialog for the selected node's group, or say why not.
+func TestGroupKeys(t *testing.T) {
+	be := &fakeBackend{result: protocol.Result{OK: true}}
+	m := newTestModel(t, Options{Backend: be}, 120, 40)
+	// pbx-a1 holds group pbx and is the node the console talks to.
+	for _, tc := range []struct{ key, why string }{
+		{"w", "pbx-a1 already holds pbx"},
+		{"F", "pbx-a1 is the node this console talks to"},
+	} {
+		press(m, tc.key)
+		if m.dialog != nil || !strings.Contains(m.status, tc.why) {
+			t.Errorf("%s on pbx-a1: dialog=%v status %q, want refused: %s", tc.key, m.dialog != nil, m.status, tc.why)
+		}
+	}
+	// Cleanup changes no placement: it is sent without a dialog.
+	drain(t, m, press(m, "u"))
+	if got := be.sent(); len(got) != 1 || got[0].String() != "cleanup pbx" {
+		t.Fatalf("u sent %v, want cleanup pbx", got)
+	}
+	press(m, "j") // pbx-a2, in standby
+	press(m, "w")
+	if m.dialog != nil || !strings.Contains(m.status, "pbx-a2 is standby") {
+		t.Errorf("w on a standby node: dialog=%v status %q", m.dialog != nil, m.status)
+	}
+	press(m, "F")
+	if m.dialog == nil || !m.dialog.typed || !strings.Contains(screen(m), "Type pbx-a2 to confirm") {
+		t.Fatalf("F did not open a typed fence dialog for pbx-a2:\n%s", screen(m))
+	}
+	if len(be.sent()) != 1 {
+		t.Fatalf("sent %v before any confirmation", be.sent())
+	}
+}

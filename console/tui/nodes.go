@@ -41,6 +41,7 @@ type nodePane struct {
 
 type nodeKeys struct {
 	standby, online, maintenance act
+	switchover, cleanup, fence   act
 	kill, revive, cut, heal      act
 }
 
@@ -50,6 +51,9 @@ func newNodePane(e *env) *nodePane {
 		standby:     newAct([]string{"s"}, "s", "standby"),
 		online:      newAct([]string{"o"}, "o", "online"),
 		maintenance: newAct([]string{"m"}, "m", "maintenance"),
+		switchover:  newAct([]string{"w"}, "w", "switch over here"),
+		cleanup:     newAct([]string{"u"}, "u", "clean up failures"),
+		fence:       newAct([]string{"F"}, "F", "fence"),
 		kill:        newAct([]string{"K"}, "K", "demo: kill node"),
 		revive:      newAct([]string{"R"}, "R", "demo: revive node"),
 		cut:         newAct([]string{"X"}, "X", "demo: cut site off"),
@@ -208,11 +212,18 @@ func (p *nodePane) Update(msg tea.Msg) tea.Cmd {
 		return nil
 	}
 	n, _ := p.Selected()
+	group := ""
+	if c := p.clusterOf(n); c != nil && len(c.Groups) > 0 {
+		group = c.Groups[0].Name
+	}
 	for _, a := range []struct {
 		act  *act
 		line string
 	}{
 		{&p.keys.standby, "standby " + n.Name},
+		{&p.keys.switchover, "switchover " + group + " " + n.Name},
+		{&p.keys.cleanup, "cleanup " + group},
+		{&p.keys.fence, "fence " + n.Name},
 		{&p.keys.online, "online " + n.Name},
 		{&p.keys.maintenance, "maintenance " + n.Name + " " + onOff(!n.Maintenance)},
 		{&p.keys.kill, "demo kill " + n.Name},
@@ -267,6 +278,7 @@ func (p *nodePane) refresh() {
 	}
 	p.keys.online.set(common("online "+n.Name, why))
 	p.keys.maintenance.set(common("maintenance "+onOff(!n.Maintenance)+" "+n.Name, ""))
+	p.refreshGroupKeys(n, ok, common)
 
 	if !p.env.opts.Demo {
 		for _, a := range []*act{&p.keys.kill, &p.keys.revive, &p.keys.cut, &p.keys.heal} {
@@ -288,8 +300,67 @@ func (p *nodePane) refresh() {
 	p.keys.heal.set(common("demo: heal site "+n.Site, ""))
 }
 
+// clusterOf returns the selected node's cluster in the snapshot.
+func (p *nodePane) clusterOf(n protocol.Node) *protocol.Cluster {
+	if p.snap == nil {
+		return nil
+	}
+	for si := range p.snap.Sites {
+		for ci := range p.snap.Sites[si].Clusters {
+			c := &p.snap.Sites[si].Clusters[ci]
+			for _, m := range c.Nodes {
+				if m.Name == n.Name {
+					return c
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// refreshGroupKeys says whether the local failover actions apply to the
+// selected node: its cluster must run a group.
+func (p *nodePane) refreshGroupKeys(n protocol.Node, ok bool, common func(string, string) (string, string)) {
+	c := p.clusterOf(n)
+	if !ok || c == nil || len(c.Groups) == 0 {
+		why := "no service group runs in this cluster"
+		p.keys.switchover.set(common("switch over here", why))
+		p.keys.cleanup.set(common("clean up failures", why))
+		p.keys.fence.set(common("fence "+n.Name, why))
+		return
+	}
+	g := c.Groups[0]
+	why := ""
+	switch {
+	case n.Role == "witness":
+		why = n.Name + " is the witness: it never holds " + g.Name
+	case g.Active == n.Name:
+		why = n.Name + " already holds " + g.Name
+	case n.Member != protocol.MemberAlive:
+		why = fmt.Sprintf("%s is %s", n.Name, n.State)
+	case n.Standby || n.Maintenance:
+		why = fmt.Sprintf("%s is %s", n.Name, n.State)
+	}
+	p.keys.switchover.set(common("switch "+g.Name+" over to "+n.Name, why))
+	why = "no failed actions or fail counts in " + g.Name
+	for _, r := range g.Resources {
+		if r.FailCount > 0 {
+			why = ""
+		}
+	}
+	if len(c.Failed) > 0 {
+		why = ""
+	}
+	p.keys.cleanup.set(common("clean up "+g.Name+"'s failures", why))
+	why = ""
+	if n.Name == p.snap.From {
+		why = n.Name + " is the node this console talks to"
+	}
+	p.keys.fence.set(common("fence (power off) "+n.Name, why))
+}
+
 func (p *nodePane) actions() []*act {
-	a := []*act{&p.keys.standby, &p.keys.online, &p.keys.maintenance}
+	a := []*act{&p.keys.standby, &p.keys.online, &p.keys.maintenance, &p.keys.switchover, &p.keys.cleanup, &p.keys.fence}
 	if p.env.opts.Demo {
 		a = append(a, &p.keys.kill, &p.keys.revive, &p.keys.cut, &p.keys.heal)
 	}
