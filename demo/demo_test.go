@@ -21,7 +21,7 @@ func startDemo(t *testing.T) *Deployment {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	if err := d.WaitConverged(ctx); err != nil {
 		t.Fatal(err)
