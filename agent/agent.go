@@ -72,6 +72,7 @@ type Agent struct {
 	cfg    *config.Config
 	opts   Options
 	logger *log.Logger
+	slog   *slog.Logger // the same log for features that use slog
 	keys   [][]byte
 
 	pool   *membership.Pool // set once in New; see poolReady
@@ -118,6 +119,7 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		return nil, fmt.Errorf("creating state directory: %w", err)
 	}
 	a = &Agent{cfg: cfg, opts: o, logger: logger, keys: keys, events: newEventLog(500), change: time.Now()}
+	a.slog = slog.New(slog.NewTextHandler(logger.Writer(), nil)).With("node", cfg.Node)
 	started := a // a itself is nil once an error is returned
 	defer func() {
 		if err != nil {
@@ -135,7 +137,7 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		if err != nil {
 			return nil, err
 		}
-		if a.alerts, err = alert.New(acfg, slog.New(slog.NewTextHandler(logger.Writer(), nil))); err != nil {
+		if a.alerts, err = alert.New(acfg, a.slog); err != nil {
 			return nil, fmt.Errorf("starting alerts: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/hatui/hatui/agent/alert"
@@ -82,6 +83,8 @@ type Host interface {
 	// Do carries out an action as the agent itself would for an
 	// operator (routed and forwarded), on behalf of by, and audited.
 	Do(ctx context.Context, act protocol.Action, by string, progress func(protocol.Progress)) protocol.Result
+	// Logger is the agent's log, for features' own lines.
+	Logger() *slog.Logger
 	// Alert sends an alert to the configured targets (webhooks, e-mail)
 	// without blocking; nothing happens without [alerts] targets.
 	Alert(a alert.Alert)
@@ -143,6 +146,9 @@ func (a *Agent) Do(ctx context.Context, act protocol.Action, by string, progress
 	}
 	return job(ctx, progress)
 }
+
+// Logger implements Host.
+func (a *Agent) Logger() *slog.Logger { return a.slog }
 
 // Alert implements Host.
 func (a *Agent) Alert(al alert.Alert) {

@@ -23,6 +23,7 @@ import (
 	"github.com/hatui/hatui/agent/cluster"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/database"
+	"github.com/hatui/hatui/agent/geosite"
 	"github.com/hatui/hatui/agent/lines"
 	"github.com/hatui/hatui/agent/localapi"
 )
@@ -82,7 +83,7 @@ func run(args []string) int {
 		Logger:   logger,
 		// Every agent runs every feature, even one that drives no
 		// switch: it must know the verbs to forward them.
-		Features: []agent.FeatureFunc{cluster.New, lines.New, database.New},
+		Features: []agent.FeatureFunc{cluster.New, lines.New, database.New, geosite.New},
 	})
 	if err != nil {
 		logger.Printf("ha-agent: starting: %v", err)
