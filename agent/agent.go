@@ -282,9 +282,26 @@ func (a *Agent) shutdown(leave bool) error {
 	if a.peers != nil {
 		a.peers.close()
 	}
-	// Features stop in reverse order of starting.
+	closeNet := func() {
+		// Closing the connections ends every write stuck on a dead peer,
+		// so nothing below waits for TCP to give up.
+		if a.peerLn != nil {
+			errs = append(errs, a.peerLn.Close())
+		}
+		if a.dialer != nil {
+			a.dialer.Close()
+		}
+	}
+	if !leave {
+		closeNet() // a crash: nobody is told anything
+	}
+	// Features stop in reverse order of starting; on a graceful stop they
+	// may still talk to their peers.
 	for _, f := range slices.Backward(a.allFeatures()) {
 		errs = append(errs, f.Close())
+	}
+	if leave {
+		closeNet()
 	}
 	if a.api != nil {
 		a.api.Close()
@@ -296,12 +313,6 @@ func (a *Agent) shutdown(leave bool) error {
 		} else {
 			errs = append(errs, a.pool.Shutdown())
 		}
-	}
-	if a.peerLn != nil {
-		errs = append(errs, a.peerLn.Close())
-	}
-	if a.dialer != nil {
-		a.dialer.Close()
 	}
 	if a.alerts != nil {
 		errs = append(errs, a.alerts.Close())

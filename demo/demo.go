@@ -250,8 +250,9 @@ func (d *Deployment) Dial(node string) client.DialFunc {
 }
 
 // WaitConverged waits until every running agent sees every running node
-// alive, and every site with a running PBX node has its service group
-// started.
+// alive, every site with a running PBX node shows its service group
+// settled (started, or unmanaged at the site that does not serve), and
+// the geo ticket has a holder.
 func (d *Deployment) WaitConverged(ctx context.Context) error {
 	for {
 		if d.converged(ctx) {
@@ -288,7 +289,9 @@ func (d *Deployment) converged(ctx context.Context) bool {
 		for _, s := range snap.Sites {
 			for _, c := range s.Clusters {
 				for _, g := range c.Groups {
-					if g.State != "started" {
+					// Started where the geo ticket says the site serves,
+					// unmanaged (its cluster disabled) where it does not.
+					if g.State != "started" && g.State != "unmanaged" {
 						return false
 					}
 				}
@@ -297,8 +300,24 @@ func (d *Deployment) converged(ctx context.Context) bool {
 		if !groupsStarted(snap, up) {
 			return false
 		}
+		if !geoServing(snap) {
+			return false
+		}
 	}
 	return true
+}
+
+// geoServing says whether the geo ticket's holder serves.
+func geoServing(snap *protocol.Snapshot) bool {
+	if snap.Geo == nil || snap.Geo.Ticket.Holder == "" {
+		return false
+	}
+	for _, s := range snap.Geo.Sites {
+		if s.Name == snap.Geo.Ticket.Holder {
+			return s.ServiceRole == "serving"
+		}
+	}
+	return false
 }
 
 // groupsStarted says whether every site with a running PBX node shows its

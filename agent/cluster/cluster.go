@@ -197,8 +197,10 @@ func engineConfig(c *config.Config) failover.Config {
 		Node:             c.Node,
 		Group:            fc.Group,
 		AllowTwoNodeRisk: fc.AllowTwoNodeRisk,
-		Activate:         fc.Activate,
-		DataDir:          filepath.Join(c.StateDir, "failover"),
+		// Where the geo manager drives the cluster, it alone activates it:
+		// a backup site must not start serving because its cluster formed.
+		Activate: fc.Activate && !(c.Geo.Enabled && c.Geo.Service == config.GeoServiceCluster),
+		DataDir:  filepath.Join(c.StateDir, "failover"),
 		Timing: failover.Timing{
 			Keepalive: fc.Timing.Keepalive.Duration, WarnTime: fc.Timing.WarnTime.Duration,
 			DeadTime: fc.Timing.DeadTime.Duration, InitDead: fc.Timing.InitDead.Duration,
@@ -375,6 +377,12 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 	if a.Verb == "switchover" && len(a.Args) > 0 && a.Args[0] != f.cfg.Failover.Group {
 		return nil, protocol.Errorf(protocol.CodeUsage, "run 'status' to list the groups",
 			"cluster %s runs group %s, not %s", f.cfg.Cluster, f.cfg.Failover.Group, a.Args[0])
+	}
+	if a.Verb == "cluster disable" && !a.DryRun && !f.eng.Status().Activated {
+		// Idempotent, so that the geo manager can always ask for it.
+		return func(context.Context, func(protocol.Progress)) protocol.Result {
+			return protocol.Result{OK: true, Message: fmt.Sprintf("cluster %s is already disabled", f.cfg.Cluster)}
+		}, nil
 	}
 	ea := f.eng.Plan
 	job, err := ea(f.engineAction(a))

@@ -38,7 +38,8 @@ func (f *Feature) startPool(keys [][]byte, self config.GeoVoter) error {
 			GossipInterval: g.GossipInterval.Duration, SuspicionMult: g.SuspicionMult,
 			ReconnectInterval: g.ReconnectInterval.Duration, TCPTimeout: g.TCPTimeout.Duration,
 		},
-		Logger: log.New(slogWriter{f.log.With("pool", "geo")}, "", 0),
+		Logger:        log.New(slogWriter{f.log.With("pool", "geo")}, "", 0),
+		WrapTransport: f.h.WrapGossip(), // the demo's cuts
 		OnChange: func(ch membership.Change) {
 			if ch.Member.Tags[tagDeployment] != c.Deployment || ch.Kind == "update" {
 				return

@@ -34,6 +34,9 @@ type chanConn struct {
 	once   sync.Once
 }
 
+// closeWait bounds how long Close waits for the channel's close message.
+const closeWait = time.Second
+
 type chunk struct {
 	b   []byte
 	err error
@@ -135,7 +138,15 @@ func (c *chanConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		close(c.closed)
-		err = c.ch.Close()
+		// Closing sends a message, which waits for a write stuck on a
+		// dead connection; the close must not. The stuck write ends when
+		// the pooled connection is closed or times out.
+		done := make(chan error, 1)
+		go func() { done <- c.ch.Close() }()
+		select {
+		case err = <-done:
+		case <-time.After(closeWait):
+		}
 	})
 	return err
 }
