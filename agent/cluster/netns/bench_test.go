@@ -72,7 +72,8 @@ func BenchmarkCrashToService(b *testing.B) {
 			// before the next crash.
 			h.revive()
 			waitFor(b, 60*time.Second, h.name+" back as standby", func() (bool, string) {
-				g, cl, err := next.group()
+				// Node scope lists only the answering node: ask h itself.
+				g, cl, err := h.group()
 				if err != nil {
 					return false, err.Error()
 				}
@@ -104,7 +105,8 @@ func BenchmarkSwitchoverUnavailability(b *testing.B) {
 			to := c.other(h)
 			// The standby must be online and seen before a switchover.
 			waitFor(b, 60*time.Second, to.name+" ready", func() (bool, string) {
-				_, cl, err := h.group()
+				// Node scope lists only the answering node: ask to itself.
+				_, cl, err := to.group()
 				if err != nil {
 					return false, err.Error()
 				}

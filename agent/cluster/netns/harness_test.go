@@ -301,16 +301,6 @@ func (c *tcluster) script(n *node) string {
 	return p
 }
 
-func (c *tcluster) node(name string) *node {
-	for _, n := range c.nodes {
-		if n.name == name {
-			return n
-		}
-	}
-	c.t.Fatalf("no node %s", name)
-	return nil
-}
-
 // start runs n's agent in its namespace and connects to its socket.
 func (n *node) start() {
 	t := n.c.t
