@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/hatui/hatui/agent"
 	"github.com/hatui/hatui/agent/cluster"
@@ -27,6 +28,9 @@ import (
 	"github.com/hatui/hatui/agent/lines"
 	"github.com/hatui/hatui/agent/localapi"
 )
+
+// stopWait bounds a graceful stop.
+const stopWait = 15 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -94,9 +98,22 @@ func run(args []string) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	logger.Printf("ha-agent: %v: leaving the cluster", s)
-	if err := a.Close(); err != nil {
-		logger.Printf("ha-agent: stopping: %v", err)
+	done := make(chan error, 1)
+	go func() { done <- a.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			logger.Printf("ha-agent: stopping: %v", err)
+			return 1
+		}
+		return 0
+	case <-time.After(stopWait):
+		// A peer that stopped answering must not hold the node's
+		// shutdown (a reboot, a fencing) hostage.
+		logger.Printf("ha-agent: stopping took longer than %v; exiting anyway", stopWait)
+		return 1
+	case s := <-sig:
+		logger.Printf("ha-agent: %v while stopping: exiting now", s)
 		return 1
 	}
-	return 0
 }
