@@ -227,7 +227,11 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 	}
 	tw.Flush()
 	if g := s.Geo; g != nil {
-		fmt.Fprintf(w, "\nGeo ticket %s: holder %s, term %d, mode %s\n", g.Ticket.Name, orDash(g.Ticket.Holder), g.Ticket.Term, g.Mode)
+		fmt.Fprintf(w, "\nGeo ticket %s: holder %s, term %d, mode %s", g.Ticket.Name, orDash(g.Ticket.Holder), g.Ticket.Term, g.Mode)
+		if e := g.Ticket.LeaseExpiry; !e.IsZero() {
+			fmt.Fprintf(w, ", lease until %s", e.Local().Format(time.TimeOnly))
+		}
+		fmt.Fprintln(w)
 		for _, site := range g.Sites {
 			reach := "reachable"
 			if !site.Reachable {

@@ -183,6 +183,17 @@ func (p *detailPane) geo(g *protocol.Geo, now time.Time) []string {
 		}
 		out = append(out, line)
 	}
+	if e := g.Ticket.LeaseExpiry; !e.IsZero() {
+		// The holder renews its lease through a majority; a lease that
+		// ran out means the holder lost the others.
+		lease := "  lease until " + clock(e, now)
+		if left := e.Sub(now); left > 0 {
+			lease += fmt.Sprintf(" (%s)", countdown(left))
+		} else {
+			lease += " " + st.bad.Render("EXPIRED")
+		}
+		out = append(out, lease)
+	}
 	// Sites on one line when they fit, one per line when they do not.
 	var sites []string
 	for _, s := range g.Sites {
