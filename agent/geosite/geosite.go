@@ -285,8 +285,10 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 func checkArgs(a protocol.Action) error {
 	switch a.Verb {
 	case VerbAbort:
-		if len(a.Args) != 0 {
-			return protocol.Errorf(protocol.CodeUsage, "usage: geo abort", "geo abort takes no arguments, got %d", len(a.Args))
+		// The optional SITE is the pending failover's target as the
+		// operator saw it, so that an abort never cancels another one.
+		if len(a.Args) > 1 {
+			return protocol.Errorf(protocol.CodeUsage, "usage: geo abort [SITE]", "geo abort takes at most the pending failover's target site, got %d arguments", len(a.Args))
 		}
 	case VerbConfirm, VerbGrant, VerbRevoke:
 		if len(a.Args) != 1 {
@@ -343,6 +345,10 @@ func (f *Feature) precheck(a protocol.Action) error {
 		if p == nil {
 			return protocol.Errorf(protocol.CodeRefused, "abort only while a geo failover is pending (see the geo pane)",
 				"no geo failover is pending: nothing to abort (ticket %s is held by %s)", g.Ticket.Name, orNone(g.Ticket.Holder))
+		}
+		if site != "" && p.To != site {
+			return protocol.Errorf(protocol.CodeRefused, fmt.Sprintf("to keep the service at %s, run: geo abort %s", p.From, p.To),
+				"the pending geo failover goes from %s to %s, not to %s: nothing aborted", p.From, p.To, site)
 		}
 	}
 	return nil

@@ -70,7 +70,8 @@ func TestGeoFeature(t *testing.T) {
 			{"grant while another site holds the ticket (auto mode)", "b1", geosite.VerbGrant, []string{"b"}, protocol.CodeRefused, "site a holds ticket geo"},
 			{"revoke from a site that does not hold it", "arb1", geosite.VerbRevoke, []string{"b"}, protocol.CodeRefused, "does not hold ticket"},
 			{"confirm without a site", "a1", geosite.VerbConfirm, nil, protocol.CodeUsage, "one site name"},
-			{"abort with a site", "a1", geosite.VerbAbort, []string{"a"}, protocol.CodeUsage, "no arguments"},
+			{"abort naming a site", "a1", geosite.VerbAbort, []string{"b"}, protocol.CodeRefused, "nothing to abort"},
+			{"abort with two sites", "a1", geosite.VerbAbort, []string{"a", "b"}, protocol.CodeUsage, "at most"},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
@@ -104,8 +105,12 @@ func TestGeoFeature(t *testing.T) {
 			t.Errorf("dead man's timer expires in %v, want about %s", until, tDeadMan)
 		}
 		d.waitUnreachable("a", 20*time.Second, "b1", "arb1")
+		// Naming another failover than the pending one aborts nothing.
+		if _, err := d.do("b-noc", geosite.VerbAbort, "a"); err == nil || !strings.Contains(err.Error(), "not to a") {
+			t.Fatalf("geo abort a while the failover goes to b: %v, want refused", err)
+		}
 		// Routed from the node without [geo] to a geo voter.
-		res, err := d.do("b-noc", geosite.VerbAbort)
+		res, err := d.do("b-noc", geosite.VerbAbort, "b")
 		if err != nil || !strings.Contains(res.Message, "aborted by") || !strings.Contains(res.Message, "unreachable") {
 			t.Fatalf("geo abort: %+v, %v; want an abort warning that a is unreachable", res, err)
 		}

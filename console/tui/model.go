@@ -421,7 +421,7 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		if b == &g.geoConfirm {
 			return m.request("geo confirm " + m.snap.Geo.Pending.To)
 		}
-		return m.request("geo abort")
+		return m.request("geo abort " + m.snap.Geo.Pending.To)
 	default:
 		m.quitArmed = false
 		return m.focused().Update(k)

@@ -139,8 +139,8 @@ func TestGeoKeys(t *testing.T) {
 		t.Fatalf("c did not open the typed geo confirm dialog: %+v", m.dialog)
 	}
 	press(m, "esc", "a")
-	if m.dialog == nil || m.dialog.typed || m.dialog.cmd.Action.String() != "geo abort" {
-		t.Fatalf("a did not open the geo abort confirm dialog: %+v", m.dialog)
+	if m.dialog == nil || !m.dialog.typed || m.dialog.cmd.Action.String() != "geo abort site-b" {
+		t.Fatalf("a did not open the typed geo abort dialog for the pending failover to site-b: %+v", m.dialog)
 	}
 	press(m, "esc")
 

@@ -147,7 +147,7 @@ var all = []Verb{
 	{Name: "reseed", Args: []Arg{node}, Help: "wipe a node's database standby and copy it afresh from the master", Changes: true, Dangerous: true, Irreversible: true},
 
 	{Name: "geo confirm", Args: []Arg{site}, Help: "confirm the pending geo failover to a site now, before the dead man's timer runs out", Changes: true, Dangerous: true, Irreversible: true},
-	{Name: "geo abort", Help: "abort the pending geo failover: service stays where it is", Changes: true, Dangerous: true},
+	{Name: "geo abort", Args: []Arg{site}, Help: "abort the pending geo failover to SITE: service stays where it is", Changes: true, Dangerous: true, Irreversible: true},
 	{Name: "geo grant", Args: []Arg{site}, Help: "grant the geo ticket to a site by hand", Changes: true, Dangerous: true, Irreversible: true},
 	{Name: "geo revoke", Args: []Arg{site}, Help: "revoke the geo ticket from a site by hand", Changes: true, Dangerous: true, Irreversible: true},
 
