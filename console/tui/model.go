@@ -496,11 +496,11 @@ func (m *Model) dispatch(c verb.Command) tea.Cmd {
 // confirms against the state rather than a name: "pbx-a1 is online and
 // runs pbx".
 func (m *Model) facts(c verb.Command) string {
+	if c.Verb.Name == "geo abort" && m.snap != nil && m.snap.Geo != nil && m.snap.Geo.Pending != nil {
+		p := m.snap.Geo.Pending
+		return fmt.Sprintf("Service stays at %s; the failover to %s is dropped.", p.From, p.To)
+	}
 	if m.snap == nil || len(c.Action.Args) == 0 || len(c.Verb.Args) == 0 {
-		if c.Verb.Name == "geo abort" && m.snap != nil && m.snap.Geo != nil && m.snap.Geo.Pending != nil {
-			p := m.snap.Geo.Pending
-			return fmt.Sprintf("Service stays at %s; the failover to %s is dropped.", p.From, p.To)
-		}
 		return ""
 	}
 	target := c.Action.Args[0]

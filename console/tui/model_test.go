@@ -142,6 +142,9 @@ func TestGeoKeys(t *testing.T) {
 	if m.dialog == nil || !m.dialog.typed || m.dialog.cmd.Action.String() != "geo abort site-b" {
 		t.Fatalf("a did not open the typed geo abort dialog for the pending failover to site-b: %+v", m.dialog)
 	}
+	if !strings.Contains(screen(m), "Service stays at site-a") {
+		t.Fatalf("the abort dialog does not say what stays:\n%s", screen(m))
+	}
 	press(m, "esc")
 
 	// Without a pending failover both keys say why they do nothing.
