@@ -85,6 +85,9 @@ type Host interface {
 	Do(ctx context.Context, act protocol.Action, by string, progress func(protocol.Progress)) protocol.Result
 	// Logger is the agent's log, for features' own lines.
 	Logger() *slog.Logger
+	// Audit appends to the node's audit log what a feature did by
+	// itself or for someone (a geo failover at expiry: by "geo-manager").
+	Audit(action, by, result, detail string)
 	// Alert sends an alert to the configured targets (webhooks, e-mail)
 	// without blocking; nothing happens without [alerts] targets.
 	Alert(a alert.Alert)
@@ -149,6 +152,11 @@ func (a *Agent) Do(ctx context.Context, act protocol.Action, by string, progress
 
 // Logger implements Host.
 func (a *Agent) Logger() *slog.Logger { return a.slog }
+
+// Audit implements Host.
+func (a *Agent) Audit(action, by, result, detail string) {
+	a.audited(protocol.Action{Verb: action}, localapi.Caller{User: by, Transport: "internal"}, result, detail)
+}
 
 // Alert implements Host.
 func (a *Agent) Alert(al alert.Alert) {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -196,6 +198,23 @@ func TestGeoFeature(t *testing.T) {
 		if h := g.History; len(h) == 0 || h[len(h)-1].State != "expired" {
 			t.Errorf("history after expiry: %+v", g.History)
 		}
+		// The expiry is the machine's decision: in the audit log of the
+		// agent that made it, by the geo manager.
+		agenttest.WaitFor(t, 10*time.Second, "an audit entry of the expiry", func() (bool, string) {
+			var seen []string
+			for name, m := range d.members {
+				b, _ := os.ReadFile(filepath.Join(m.cfg.StateDir, "audit.log"))
+				for _, line := range strings.Split(string(b), "\n") {
+					if strings.Contains(line, `"action":"geo expired`) {
+						seen = append(seen, name+": "+line)
+						if strings.Contains(line, `"user":"geo-manager"`) {
+							return true, ""
+						}
+					}
+				}
+			}
+			return false, fmt.Sprint(seen)
+		})
 		d.start("b1")
 		d.waitServing("a", 30*time.Second)
 	})

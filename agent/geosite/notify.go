@@ -33,7 +33,17 @@ func (f *Feature) notify(e geo.Event) {
 	pe := e.Protocol()
 	pe.Message = msg
 	f.h.Record(pe)
-	if !alertKinds[e.Kind] || !f.alerts {
+	if !alertKinds[e.Kind] {
+		return
+	}
+	// The audit trail has the machine's decisions too, next to the
+	// operators' verbs (which the agent audits itself).
+	who := e.Who
+	if who == "" {
+		who = "geo-manager"
+	}
+	f.h.Audit("geo "+string(e.Kind)+" "+e.Site, who, "ok", msg)
+	if !f.alerts {
 		return
 	}
 	f.h.Alert(f.alertOf(e, msg))
