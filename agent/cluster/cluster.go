@@ -175,6 +175,7 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 	deps.OnEvent = func(e failover.Event) {
 		h.Record(e.Event)
 		if alerted[e.Type] {
+			h.Audit("failover "+string(e.Type)+" "+e.Group, "failover", "ok", e.Message)
 			// Each engine reports what it did itself: one alert per event.
 			h.Alert(alert.Alert{Time: e.Time, Site: c.Site, Node: c.Node, Kind: "failover-" + string(e.Type),
 				Severity: string(e.Severity), Subject: fmt.Sprintf("%s: %s", c.Cluster, e.Message),
