@@ -297,10 +297,10 @@ func (d *Deployment) converged(ctx context.Context) bool {
 				}
 			}
 		}
-		if !groupsStarted(snap, up) {
+		if !groupsShown(snap, up) {
 			return false
 		}
-		if !geoServing(snap) {
+		if !geoServing(snap) || !groupStarted(snap, snap.Geo.Ticket.Holder) {
 			return false
 		}
 	}
@@ -320,9 +320,23 @@ func geoServing(snap *protocol.Snapshot) bool {
 	return false
 }
 
-// groupsStarted says whether every site with a running PBX node shows its
+// groupStarted says whether the site's group runs somewhere.
+func groupStarted(snap *protocol.Snapshot, site string) bool {
+	for _, s := range snap.Sites {
+		for _, c := range s.Clusters {
+			for _, g := range c.Groups {
+				if g.Name == GroupOf(site) {
+					return g.State == "started" && g.Active != ""
+				}
+			}
+		}
+	}
+	return false
+}
+
+// groupsShown says whether every site with a running PBX node shows its
 // group.
-func groupsStarted(snap *protocol.Snapshot, up []*Node) bool {
+func groupsShown(snap *protocol.Snapshot, up []*Node) bool {
 	for _, n := range up {
 		if n.Role != "pbx" {
 			continue
