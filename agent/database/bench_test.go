@@ -72,6 +72,10 @@ func BenchmarkReseedThroughAgent(b *testing.B) {
 		dir := filepath.Join(m.Dir, fmt.Sprintf("plain-%d", i))
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 		defer cancel()
+		// Like for like: the re-seed stops the standby before it copies,
+		// so the plain copy runs with the standby stopped too (it would
+		// otherwise compete for the disk while it replays).
+		s.Stop(b)
 		syscall.Sync()
 		start := time.Now()
 		out, err := asPostgres(ctx, b, "pg_basebackup", "-d", m.ConnInfo(), "-D", dir, "-X", "stream", "-c", "fast").CombinedOutput()
@@ -80,6 +84,10 @@ func BenchmarkReseedThroughAgent(b *testing.B) {
 			b.Fatalf("pg_basebackup: %v\n%s", err, out)
 		}
 		os.RemoveAll(dir)
+		s.Start(b)
+		waitDB(b, conn, 60*time.Second, "bs streaming again", func(d map[string]protocol.Database) (bool, string) {
+			return d["bs"].Streaming, fmt.Sprintf("bs %+v", d["bs"])
+		})
 	}
 	runAgent := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
