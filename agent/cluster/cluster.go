@@ -30,6 +30,7 @@ import (
 	"github.com/hatui/hatui/agent/health"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/agent/resource"
+	"github.com/hatui/hatui/agent/watchdog"
 	"github.com/hatui/hatui/protocol"
 	"github.com/hatui/hatui/switchdrv"
 	_ "github.com/hatui/hatui/switchdrv/drivers" // the power switch drivers fencing may use
@@ -43,6 +44,7 @@ type Feature struct {
 	h   agent.Host
 	cfg *config.Config
 	eng *failover.Engine // nil when this node runs no failover
+	wd  *watchdog.Device // nil without [failover] watchdog
 
 	done chan struct{}
 	wg   sync.WaitGroup
@@ -56,11 +58,11 @@ func New(h agent.Host) (agent.Feature, error) {
 	if !c.Failover.Enabled {
 		return f, nil
 	}
-	eng, err := open(h, c)
+	eng, wd, err := open(h, c)
 	if err != nil {
 		return nil, fmt.Errorf("local failover of %s: %w", c.Failover.Group, err)
 	}
-	f.eng = eng
+	f.eng, f.wd = eng, wd
 	f.wg.Add(1)
 	go f.follow()
 	return f, nil
@@ -90,12 +92,21 @@ func Check(c *config.Config) error {
 		}
 		group = g
 	}
-	return cfg.WithDefaults(failover.StopBudget(group)).Validate()
+	cfg = cfg.WithDefaults(failover.StopBudget(group))
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if c.Failover.Watchdog != "" {
+		if _, _, err := watchdogTimeout(c.Failover, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // open builds everything the engine needs and opens it. Whatever it
 // built is closed again when it fails.
-func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
+func open(h agent.Host, c *config.Config) (eng *failover.Engine, wd *watchdog.Device, err error) {
 	fc := c.Failover
 	cfg := engineConfig(c)
 	var closers []func() error
@@ -111,11 +122,11 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 	if !fc.Witness(c.Node) {
 		spec, err := groupSpec(fc)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		g, m, err := failover.BuildGroup(spec)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		deps.Group, deps.Monitor = g, m
 		if m != nil {
@@ -124,11 +135,11 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 	}
 	cfg = cfg.WithDefaults(failover.StopBudget(deps.Group))
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	keys := h.Keys()
 	if len(keys) == 0 {
-		return nil, errors.New("local failover needs the gossip key: its decision log and heartbeats are authenticated with it")
+		return nil, nil, errors.New("local failover needs the gossip key: its decision log and heartbeats are authenticated with it")
 	}
 	deps.Key = keys[0]
 	var peers []string
@@ -139,7 +150,7 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 	}
 	sp, err := failover.NewSerfPath(h.Pool(), peers, cfg.Timing.Keepalive/2)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	closers = append(closers, sp.Close)
 	deps.Paths = append(deps.Paths, sp)
@@ -157,19 +168,26 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 			path, err = failover.NewNICPath(failover.NICConfig{HeartbeatConfig: phb, Local: p.Local, Peers: p.Peers})
 		}
 		if err != nil {
-			return nil, fmt.Errorf("failover.path[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("failover.path[%d]: %w", i, err)
 		}
 		closers = append(closers, path.Close)
 		deps.Paths = append(deps.Paths, path)
 	}
 	if fencer, err := powerFencer(c, cfg); err != nil {
-		return nil, err
+		return nil, nil, err
 	} else if len(fencer) > 0 {
 		deps.Fencer = fencer
 	}
 	stream, err := h.Stream(ChannelType)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if fc.Watchdog != "" {
+		if wd, err = openWatchdog(fc, cfg); err != nil {
+			stream.Close()
+			return nil, nil, err
+		}
+		deps.Kick = wd.Kick
 	}
 	deps.Stream = stream
 	deps.OnEvent = func(e failover.Event) {
@@ -185,9 +203,48 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, err error) {
 	eng, err = failover.Open(cfg, deps)
 	if err != nil {
 		stream.Close()
+		if wd != nil {
+			wd.Close(true) // nothing ran under it
+		}
+		return nil, nil, err
+	}
+	return eng, wd, nil
+}
+
+// openWatchdog arms the watchdog with a timeout that resets this node
+// before a peer may start the group: a peer takes over no sooner than the
+// takeover delay after its last contact with this node, and the engine
+// feeds the watchdog several times per keepalive.
+func openWatchdog(fc config.Failover, cfg failover.Config) (*watchdog.Device, error) {
+	timeout, limit, err := watchdogTimeout(fc, cfg)
+	if err != nil {
 		return nil, err
 	}
-	return eng, nil
+	wd, err := watchdog.Open(fc.Watchdog, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if wd.Timeout() > limit {
+		wd.Close(true)
+		return nil, fmt.Errorf("watchdog %s: its timeout is %v, longer than the %v a peer waits", fc.Watchdog, wd.Timeout(), limit)
+	}
+	return wd, nil
+}
+
+// watchdogTimeout is the configured watchdog timeout, or the default,
+// checked against the longest that still resets the node in time.
+func watchdogTimeout(fc config.Failover, cfg failover.Config) (timeout, limit time.Duration, err error) {
+	limit = cfg.Timing.TakeoverDelay - 2*cfg.Timing.Keepalive
+	timeout = fc.WatchdogTimeout.Duration
+	if timeout == 0 {
+		timeout = limit.Truncate(time.Second)
+	}
+	if timeout < time.Second || timeout > limit {
+		return 0, 0, &failover.ConfigError{Key: "watchdog_timeout",
+			Problem: fmt.Sprintf("a watchdog timeout of %v does not reset the node before the takeover delay (%v) less two keepalives", timeout, cfg.Timing.TakeoverDelay),
+			Want:    fmt.Sprintf("whole seconds from 1s to %v, or a longer takeover delay", limit.Truncate(time.Second))}
+	}
+	return timeout, limit, nil
 }
 
 // engineConfig is the engine's configuration from the node's.
@@ -330,10 +387,19 @@ func (f *Feature) follow() {
 func (f *Feature) Close() error {
 	close(f.done)
 	f.wg.Wait()
-	if f.eng != nil {
-		return f.eng.Close()
+	if f.eng == nil {
+		return nil
 	}
-	return nil
+	// Disarm only when nothing runs here: an agent stopped while its
+	// node holds the group must come back before a peer takes over, or
+	// its node resets (the resources would otherwise run twice).
+	st := f.eng.Status()
+	idle := st.Group.Active != f.cfg.Node && len(st.Group.Resources) == 0
+	err := f.eng.Close()
+	if f.wd != nil {
+		err = errors.Join(err, f.wd.Close(idle))
+	}
+	return err
 }
 
 // Report implements agent.Feature: the group, failed actions, quorum and

@@ -74,6 +74,13 @@ func script(t *testing.T, dir, running string) string {
 
 func newCluster(t *testing.T, names ...string) *tcluster {
 	t.Helper()
+	return newClusterWith(t, "", nil, names...)
+}
+
+// newClusterWith adds lines to every voter's [failover] table; %[1]s in
+// them is the node's name, %[2]s the test directory.
+func newClusterWith(t *testing.T, lines string, prepare func(c *tcluster), names ...string) *tcluster {
+	t.Helper()
 	c := &tcluster{t: t, dir: t.TempDir(), stop: make(chan struct{})}
 	var voters strings.Builder
 	for _, n := range names {
@@ -83,7 +90,11 @@ func newCluster(t *testing.T, names ...string) *tcluster {
 		c.nodes = append(c.nodes, tn)
 	}
 	for i, n := range c.nodes {
-		extra := "[failover]\nenabled = true\ngroup = \"pbx-t\"\nactivate = true\n" + voters.String() + fastTiming
+		extra := "[failover]\nenabled = true\ngroup = \"pbx-t\"\nactivate = true\n"
+		if lines != "" {
+			extra += fmt.Sprintf(lines, n.name, c.dir)
+		}
+		extra += voters.String() + fastTiming
 		if !n.witness {
 			extra += fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nstop_timeout = \"2s\"\nparams = { path = %q }\n", script(t, c.dir, n.running))
 		}
@@ -91,6 +102,9 @@ func newCluster(t *testing.T, names ...string) *tcluster {
 		if i > 0 {
 			n.join = []string{c.nodes[0].ip + ":7946"}
 		}
+	}
+	if prepare != nil {
+		prepare(c)
 	}
 	for _, n := range c.nodes {
 		c.start(n)
@@ -311,6 +325,8 @@ func TestBadConfig(t *testing.T) {
 		{"missing binary", base("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = \"/nonexistent/pbx.sh\" }\n", ""), []string{"pbx", "/nonexistent/pbx.sh"}},
 		{"check timeout not shorter than interval", base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok),
 			"[[failover.check]]\nname = \"sip\"\nkind = \"tcp\"\nresource = \"pbx\"\ninterval = \"1s\"\ntimeout = \"1s\"\nparams = { address = \"127.0.0.1:5060\" }\n"), []string{"sip", "timeout"}},
+		{"watchdog slower than a takeover", strings.Replace(base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok), ""),
+			"group = \"pbx-b\"\n", "group = \"pbx-b\"\nwatchdog = \"/dev/null\"\nwatchdog_timeout = \"600s\"\n", 1), []string{"watchdog_timeout", "takeover delay"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := agenttest.Config(t, agenttest.Node{Name: "b1", IP: "127.0.81.1", Extra: tc.extra})
@@ -333,4 +349,50 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWatchdog: every voter feeds its watchdog while it runs; an agent
+// stopped while its node holds the group leaves the watchdog armed (the
+// node resets unless the agent comes back in time), one stopped with
+// nothing running here disarms it.
+func TestWatchdog(t *testing.T) {
+	c := newClusterWith(t, "watchdog = \"%[2]s/watchdog.%[1]s\"\nwatchdog_timeout = \"1s\"\n", func(c *tcluster) {
+		for _, n := range c.nodes {
+			os.WriteFile(filepath.Join(c.dir, "watchdog."+n.name), nil, 0o600) // stands for /dev/watchdog
+		}
+	}, "d1", "d2", "dwit")
+	holder := c.waitHolder(c.node("dwit"), "")
+	for _, n := range c.nodes {
+		p := filepath.Join(c.dir, "watchdog."+n.name)
+		start := len(readFile(t, p))
+		agenttest.WaitFor(t, 10*time.Second, n.name+" feeding its watchdog", func() (bool, string) {
+			b := readFile(t, p)
+			return len(b) >= start+2 && strings.Trim(b, "k") == "", fmt.Sprintf("%q", b)
+		})
+	}
+	idle := c.node(map[string]string{"d1": "d2", "d2": "d1"}[holder])
+	if err := idle.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b := readFile(t, filepath.Join(c.dir, "watchdog."+idle.name)); !strings.HasSuffix(b, "V") {
+		t.Errorf("%s held nothing and stopped, but did not disarm: %q", idle.name, tail(b))
+	}
+	h := c.node(holder)
+	h.a.Close()
+	if b := readFile(t, filepath.Join(c.dir, "watchdog."+holder)); strings.HasSuffix(b, "V") {
+		t.Errorf("%s stopped while holding the group and disarmed its watchdog: %q", holder, tail(b))
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+func tail(s string) string {
+	if len(s) > 10 {
+		return "…" + s[len(s)-10:]
+	}
+	return s
 }

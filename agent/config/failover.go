@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 )
 
@@ -33,6 +34,13 @@ type Failover struct {
 	// cause before it escalates to a failover.
 	MaxRestarts   int      `toml:"max_restarts"`
 	RestartWindow Duration `toml:"restart_window"`
+	// Watchdog is a watchdog device (/dev/watchdog) the agent feeds while
+	// it runs: an agent that hangs or dies resets its node before a peer
+	// may take over the group it still runs. WatchdogTimeout is its
+	// timeout (whole seconds; default: the largest that resets the node
+	// before the takeover delay runs out).
+	Watchdog        string   `toml:"watchdog"`
+	WatchdogTimeout Duration `toml:"watchdog_timeout"`
 
 	Timing    FailoverTiming     `toml:"timing"`
 	Raft      FailoverRaft       `toml:"raft"`
@@ -144,6 +152,9 @@ func (f *Failover) validate(c *Config) error {
 		if _, _, err := net.SplitHostPort(v.Addr); err != nil {
 			return bad(fmt.Sprintf("voter[%d].addr", i), fmt.Sprintf("%q is not host:port", v.Addr), "the voter's peer channel address, such as \"10.0.0.2:7947\"")
 		}
+	}
+	if f.Watchdog != "" && !filepath.IsAbs(f.Watchdog) {
+		return bad("watchdog", fmt.Sprintf("%q is not an absolute path", f.Watchdog), "the watchdog device, such as /dev/watchdog")
 	}
 	for i, p := range f.Paths {
 		if p.Kind != "serial" && p.Kind != "nic" {
