@@ -47,14 +47,25 @@ type Node struct {
 	// Deployment defaults to "test"; PeerTimeout to "2s".
 	Deployment  string
 	PeerTimeout string
+	// Cluster and Role are left to their defaults when empty.
+	Cluster, Role string
+	// Key is the gossip key; Key (the package's) when empty.
+	Key string
+	// Dir holds the state directory ("state") and the socket
+	// ("ha-agent.sock"); Config makes a temporary one when empty.
+	Dir string
+	// Gossip is added to the [gossip] table (timings).
+	Gossip string
 	// Extra is appended to the file: feature sections.
 	Extra string
 }
 
-// Config writes n's configuration file into a temporary directory, loads
-// it as ha-agent would, and returns it (its File is the path).
-func Config(t testing.TB, n Node) *config.Config {
-	t.Helper()
+// Socket is where the agent of a node rendered with dir listens.
+func Socket(dir string) string { return filepath.Join(dir, "ha-agent.sock") }
+
+// Render returns n's configuration file. Tests that run ha-agent as a
+// process write it themselves; Config loads it in this process.
+func Render(n Node) string {
 	if n.Site == "" {
 		n.Site = "s"
 	}
@@ -64,21 +75,43 @@ func Config(t testing.TB, n Node) *config.Config {
 	if n.PeerTimeout == "" {
 		n.PeerTimeout = "2s"
 	}
-	dir := t.TempDir()
-	data := fmt.Sprintf(`deployment = %q
-node = %q
-site = %q
-state_dir = %q
+	if n.Key == "" {
+		n.Key = Key
+	}
+	var head strings.Builder
+	fmt.Fprintf(&head, "deployment = %q\nnode = %q\nsite = %q\n", n.Deployment, n.Name, n.Site)
+	if n.Cluster != "" {
+		fmt.Fprintf(&head, "cluster = %q\n", n.Cluster)
+	}
+	if n.Role != "" {
+		fmt.Fprintf(&head, "role = %q\n", n.Role)
+	}
+	gossip := n.Gossip
+	if gossip != "" && !strings.HasSuffix(gossip, "\n") {
+		gossip += "\n"
+	}
+	return fmt.Sprintf(`%sstate_dir = %q
 [socket]
 path = %q
 [gossip]
 bind = "%s:7946"
 keys = [%q]
 join = [%s]
-[peer]
+%s[peer]
 timeout = %q
-%s`, n.Deployment, n.Name, n.Site, filepath.Join(dir, "state"), filepath.Join(dir, "ha-agent.sock"),
-		n.IP, Key, Quote(n.Join), n.PeerTimeout, n.Extra)
+%s`, head.String(), filepath.Join(n.Dir, "state"), Socket(n.Dir), n.IP, n.Key, Quote(n.Join), gossip, n.PeerTimeout, n.Extra)
+}
+
+// Config writes n's configuration file into its directory (a temporary
+// one when n.Dir is empty), loads it as ha-agent would, and returns it
+// (its File is the path).
+func Config(t testing.TB, n Node) *config.Config {
+	t.Helper()
+	if n.Dir == "" {
+		n.Dir = t.TempDir()
+	}
+	dir := n.Dir
+	data := Render(n)
 	path := filepath.Join(dir, "ha-agent.toml")
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)

@@ -169,25 +169,12 @@ func newWAN(t testing.TB, s wanSpec) *wan {
 		}
 		role := ""
 		if st.arb {
-			role = "role = \"arbitrator\"\n"
+			role = "arbitrator"
 		}
-		st.sock = filepath.Join(st.dir, "ha-agent.sock")
-		cfg := fmt.Sprintf(`deployment = "geowan"
-node = %q
-site = %q
-state_dir = %q
-%s
-[socket]
-path = %q
-[gossip]
-bind = "%s:7946"
-keys = [%q]
-join = [%s]
-probe_interval = "500ms"
-probe_timeout = "250ms"
-[peer]
-timeout = "5s"
-[geo]
+		st.sock = agenttest.Socket(st.dir)
+		cfg := agenttest.Render(agenttest.Node{Deployment: "geowan", Name: st.node, Site: st.name, Role: role, Dir: st.dir,
+			IP: st.ip, Join: gossipJoin, PeerTimeout: "5s", Gossip: "probe_interval = \"500ms\"\nprobe_timeout = \"250ms\"",
+			Extra: fmt.Sprintf(`[geo]
 enabled = true
 bind = "%s:7950"
 join = [%s]
@@ -201,8 +188,7 @@ safety_margin = %q
 probe_interval = "500ms"
 probe_timeout = "250ms"
 suspicion_mult = 4
-%s%s`, st.node, st.name, filepath.Join(st.dir, "state"), role, st.sock, st.ip, agenttest.Key, agenttest.Quote(gossipJoin),
-			st.ip, agenttest.Quote(geoJoin), s.mode, s.deadMan, nLease, nRenewal, nAcquire, nMargin, svc, voters.String())
+%s%s`, st.ip, agenttest.Quote(geoJoin), s.mode, s.deadMan, nLease, nRenewal, nAcquire, nMargin, svc, voters.String())})
 		st.cfg = filepath.Join(st.dir, "ha-agent.toml")
 		if err := os.WriteFile(st.cfg, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/agent/health"
 	"github.com/hatui/hatui/agent/netlab"
 	"github.com/hatui/hatui/protocol"
@@ -138,7 +139,7 @@ func newCluster(t testing.TB, o opts) *tcluster {
 		n.host.Attach(c.net, fmt.Sprintf("10.81.1.%d/24", 11+i))
 		n.ip = n.host.IP(c.net)
 		n.cfgPath = filepath.Join(n.dir, "ha-agent.toml")
-		n.socket = filepath.Join(n.dir, "sock")
+		n.socket = agenttest.Socket(n.dir)
 		n.power = filepath.Join(n.dir, "power")
 		if err := os.MkdirAll(n.dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -192,30 +193,14 @@ func (c *tcluster) writeConfig(n *node) {
 	var voters strings.Builder
 	for _, o := range c.nodes {
 		if o != n {
-			join = append(join, fmt.Sprintf("%q", o.ip+":7946"))
+			join = append(join, o.ip+":7946")
 		}
 		fmt.Fprintf(&voters, "[[failover.voter]]\nname = %q\naddr = \"%s:7947\"\nwitness = %v\n", o.name, o.ip, o.witness)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `deployment = "netns"
-node = %q
-site = "a"
-cluster = "ca"
-state_dir = %q
-[socket]
-path = %q
-[gossip]
-bind = "%s:7946"
-keys = [%q]
-join = [%s]
-[peer]
-timeout = "2s"
-[failover]
-enabled = true
-group = %q
-activate = true
-%s
-%s%s`, n.name, filepath.Join(n.dir, "state"), n.socket, n.ip, c.key, strings.Join(join, ", "), group, c.o.group, voters.String(), c.o.timing)
+	b.WriteString(agenttest.Render(agenttest.Node{Deployment: "netns", Name: n.name, Site: "a", Cluster: "ca", Dir: n.dir,
+		IP: n.ip, Key: c.key, Join: join,
+		Extra: fmt.Sprintf("[failover]\nenabled = true\ngroup = %q\nactivate = true\n%s\n%s%s", group, c.o.group, voters.String(), c.o.timing)}))
 	if c.o.serial && !n.witness {
 		i, peer := 0, "n2"
 		if n.name == "n2" {
