@@ -9,7 +9,9 @@
 // Every agent has the feature, so that any agent can route the verbs:
 // standby, online and maintenance of a failover node (taken over from the
 // agent's built-in flags, because they move groups now), cleanup,
-// switchover, fence, "cluster activate" and "cluster disable". The node
+// switchover, fence, "cluster activate", "cluster disable" (stop managing;
+// the group keeps running) and "cluster stop" (out of service, the group
+// stopped: what the geo manager asks of a site that no longer serves). The node
 // that carries a verb out is a voter of the cluster concerned; fence is
 // never carried out by the node to be fenced.
 package cluster
@@ -445,10 +447,14 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 		return nil, protocol.Errorf(protocol.CodeUsage, "run 'status' to list the groups",
 			"cluster %s runs group %s, not %s", f.cfg.Cluster, f.cfg.Failover.Group, a.Args[0])
 	}
-	if a.Verb == "cluster disable" && !a.DryRun && !f.eng.Status().Activated {
-		// Idempotent, so that the geo manager can always ask for it.
+	if st := f.eng.Status(); !a.DryRun && !st.Activated &&
+		(a.Verb == "cluster disable" || a.Verb == "cluster stop" && st.Group.Active == "") {
+		// Idempotent, so that the geo manager can always ask for it. A
+		// stop of a disabled cluster whose group still runs, unmanaged,
+		// is refused by the engine: activate it first.
+		word := map[string]string{"cluster disable": "disabled", "cluster stop": "stopped"}[a.Verb]
 		return func(context.Context, func(protocol.Progress)) protocol.Result {
-			return protocol.Result{OK: true, Message: fmt.Sprintf("cluster %s is already disabled", f.cfg.Cluster)}
+			return protocol.Result{OK: true, Message: fmt.Sprintf("cluster %s is already %s", f.cfg.Cluster, word)}
 		}, nil
 	}
 	ea := f.eng.Plan
@@ -491,7 +497,7 @@ func (f *Feature) engineAction(a protocol.Action) protocol.Action {
 		if len(a.Args) > 0 {
 			ea.Args = a.Args[1:]
 		}
-	case "cluster activate", "cluster disable": // cluster activate CLUSTER → activate
+	case "cluster activate", "cluster disable", "cluster stop": // cluster activate CLUSTER → activate
 		ea.Verb = a.Verb[len("cluster "):]
 		ea.Args = nil
 	}

@@ -17,6 +17,7 @@ func (f *Feature) Verbs() []agent.Verb {
 		{Name: "fence", Route: routeFence},
 		{Name: "cluster activate", Route: routeCluster},
 		{Name: "cluster disable", Route: routeCluster},
+		{Name: "cluster stop", Route: routeCluster},
 	}
 	if f.eng != nil {
 		for _, n := range []string{"standby", "online", "maintenance"} {

@@ -21,6 +21,7 @@ const (
 	verbFence       = "fence"
 	verbActivate    = "activate"
 	verbDisable     = "disable"
+	verbStop        = "stop"
 )
 
 // Switchover steps, as seed 004 names the procedure, and the disable
@@ -48,6 +49,7 @@ func Verbs() map[string]string {
 		verbFence:       "fence NODE: power the node off through its fencing device",
 		verbActivate:    "activate: check the cluster (dry run with --dry-run) and start managing it",
 		verbDisable:     "disable: stop managing the cluster, standby side first; the active keeps running",
+		verbStop:        "stop: take the cluster out of service, standby side first, then the active stops the group",
 	}
 }
 
@@ -200,7 +202,7 @@ func (e *Engine) Plan(a protocol.Action) (Job, error) {
 			return nil, usage(a.Verb)
 		}
 		return e.planActivate(st, a), nil
-	case verbDisable:
+	case verbDisable, verbStop:
 		if len(a.Args) != 0 {
 			return nil, usage(a.Verb)
 		}
@@ -210,7 +212,7 @@ func (e *Engine) Plan(a protocol.Action) (Job, error) {
 		if act := st.action(); act != nil {
 			return nil, busy(a.Verb, act)
 		}
-		return e.planDisable(a), nil
+		return e.planDisable(a, a.Verb == verbStop), nil
 	}
 	return nil, protocol.Errorf(protocol.CodeUnknownVerb, "verbs: standby, online, switchover, maintenance, cleanup, fence, activate, disable",
 		"the failover engine does not know the action %q", a.Verb)
@@ -584,16 +586,20 @@ func (e *Engine) planActivate(st *State, a protocol.Action) Job {
 	}
 }
 
-func (e *Engine) planDisable(a protocol.Action) Job {
+func (e *Engine) planDisable(a protocol.Action, stop bool) Job {
 	return func(ctx context.Context, progress func(protocol.Progress)) protocol.Result {
 		s := &steps{names: []string{stepStandbySide, stepActiveSide, stepDeactivate}, progress: progress, dry: a.DryRun}
 		if a.DryRun {
 			s.report(0, "would disable every node that does not hold the group, and wait for each to confirm")
-			s.report(1, "would disable the holder; its group keeps running, unmanaged")
+			if stop {
+				s.report(1, "would have the holder stop the group and release it, then disable it")
+			} else {
+				s.report(1, "would disable the holder; its group keeps running, unmanaged")
+			}
 			s.report(2, "would stop managing the cluster")
 			return ok("dry run: nothing was changed")
 		}
-		rec := ActionRecord{Verb: verbDisable, Runner: e.cfg.Node, RunnerInc: e.inc, Step: stepStandbySide, Epoch: e.fsm.state().Group.Epoch}
+		rec := ActionRecord{Verb: verbDisable, Stop: stop, Runner: e.cfg.Node, RunnerInc: e.inc, Step: stepStandbySide, Epoch: e.fsm.state().Group.Epoch}
 		res, err := e.propose(ctx, &command{Op: opBegin, Record: &rec})
 		if err != nil {
 			return failed(err)
@@ -640,6 +646,9 @@ func (e *Engine) runDisable(ctx context.Context, rec ActionRecord, s *steps) pro
 		note = strings.Join(missing, ", ") + " did not confirm; the decision log refuses any takeover by them"
 	}
 	e.emit(e.event(EvAction, "disable: standby side disabled (%s)", note))
+	if rec.Stop {
+		return e.runStop(ctx, rec, s, holder)
+	}
 	s.report(1, "disabling "+orNobody(holder)+"; its group keeps running, unmanaged")
 	e.propose(ctx, &command{Op: opStep, Action: rec.ID, Step: stepActiveSide})
 	if holder != "" {
@@ -655,6 +664,39 @@ func (e *Engine) runDisable(ctx context.Context, rec ActionRecord, s *steps) pro
 	}
 	e.propose(ctx, &command{Op: opEnd, Action: rec.ID, Reason: "done"})
 	return ok(fmt.Sprintf("cluster %s is disabled; %s keeps running on %s, unmanaged", e.cfg.Cluster, e.cfg.Group, orNobody(holder)))
+}
+
+// runStop is the rest of a stopping disable: the holder, told by the
+// action's step, stops the group and releases it (nobody may acquire it
+// while a disable runs, and the standby side is disabled already); then
+// every node is disabled and the cluster deactivated.
+func (e *Engine) runStop(ctx context.Context, rec ActionRecord, s *steps, holder string) protocol.Result {
+	s.report(1, orNobody(holder)+" stops "+e.cfg.Group)
+	if _, err := e.propose(ctx, &command{Op: opStep, Action: rec.ID, Step: stepActiveSide}); err != nil {
+		return failed(err)
+	}
+	wait := e.cfg.Timing.StopBudget + 2*e.cfg.Raft.TransportTimeout + e.cfg.Timing.DeadTime
+	got, released := e.waitFor(ctx, wait, func(st *State) bool { return st.Group.Holder == "" })
+	if !released {
+		// The standby side stays disabled: nobody takes the group over
+		// while its holder may still run it.
+		e.propose(ctx, &command{Op: opEnd, Action: rec.ID, Reason: "the holder did not stop the group"})
+		return failed(fmt.Errorf("stop of cluster %s: %s did not stop %s within %v (%s); the other nodes stay disabled",
+			e.cfg.Cluster, orNobody(got.Group.Holder), e.cfg.Group, wait, orNobody(got.Group.Reason)))
+	}
+	e.emit(e.event(EvAction, "stop: %s stopped and released %s", orNobody(holder), e.cfg.Group))
+	if holder != "" {
+		if _, err := e.propose(ctx, &command{Op: opDisable, Node: holder, On: true}); err != nil {
+			return failed(err)
+		}
+	}
+	s.report(2, "no longer managing cluster "+e.cfg.Cluster)
+	e.propose(ctx, &command{Op: opStep, Action: rec.ID, Step: stepDeactivate})
+	if _, err := e.propose(ctx, &command{Op: opDeactivate}); err != nil {
+		return failed(err)
+	}
+	e.propose(ctx, &command{Op: opEnd, Action: rec.ID, Reason: "done"})
+	return ok(fmt.Sprintf("cluster %s is stopped: %s runs nowhere; cluster activate starts it again", e.cfg.Cluster, e.cfg.Group))
 }
 
 // journal takes part in actions in progress: the target of a switchover

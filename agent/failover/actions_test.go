@@ -216,6 +216,40 @@ func TestDisableStandbySideFirst(t *testing.T) {
 	}
 }
 
+// TestStopStopsTheGroup: stop takes the cluster out of service with the
+// group stopped everywhere (what a geo site that loses the ticket needs),
+// and nobody takes the released group while the stop runs; activate
+// starts it again.
+func TestStopStopsTheGroup(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, opts{witness: true})
+	c.waitHolder("pbx-a1", 10*time.Second)
+	c.seen("pbx-a1", "pbx-a2")
+	res, steps, err := c.do("pbx-a2", protocol.Action{Verb: "stop"})
+	if err != nil || !res.OK {
+		t.Fatalf("stop = %+v, %v", res, err)
+	}
+	if got := strings.Join(stepNames(steps), ","); got != "disable standby side,disable active side,deactivate" {
+		t.Errorf("stop steps = %s", got)
+	}
+	for _, n := range []string{"pbx-a1", "pbx-a2"} {
+		if c.node(n).holds() {
+			t.Errorf("%s still runs the group after stop", n)
+		}
+	}
+	st := c.node("pbx-a2").engine().State()
+	if st.Activated || st.Group.Holder != "" {
+		t.Fatalf("after stop: activated %v, holder %q", st.Activated, st.Group.Holder)
+	}
+	c.stable("", 300*time.Millisecond) // a negative: nobody starts it again
+	if res, _, err := c.do("pbx-a2", protocol.Action{Verb: "activate"}); err != nil || !res.OK {
+		t.Fatalf("activate = %+v, %v", res, err)
+	}
+	waitFor(t, "the group to run again after activate", 10*time.Second, func() bool {
+		return c.node("pbx-a1").holds() || c.node("pbx-a2").holds()
+	})
+}
+
 // TestPlanRefusals: bad arguments and unsafe actions are refused with
 // typed errors and hints, before anything is done.
 func TestPlanRefusals(t *testing.T) {

@@ -627,6 +627,9 @@ func (e *Engine) decide(st *State, v view, now time.Time) {
 	}
 	act := st.action()
 	if g.Holder == "" {
+		if act != nil && act.Verb == verbDisable {
+			return // a group released for a stop stays released
+		}
 		if act != nil && act.Verb == verbSwitchover {
 			if act.To == e.cfg.Node && act.Step == stepActivation {
 				e.acquire(&command{Op: opAcquire, Node: e.cfg.Node, Epoch: g.Epoch, Evidence: EvidenceSwitchover, Action: act.ID,
@@ -693,6 +696,10 @@ func (e *Engine) decideHolder(st *State, v view, now time.Time) {
 	}
 	if act := st.action(); act != nil && act.Verb == verbSwitchover && act.From == me && act.Step == stepActivation {
 		e.w.set(want{kind: wantStopped, release: true, epoch: g.Epoch, reason: fmt.Sprintf("switchover %d to %s", act.ID, act.To)})
+		return
+	}
+	if act := st.action(); act != nil && act.Verb == verbDisable && act.Stop && act.Step == stepActiveSide {
+		e.w.set(want{kind: wantStopped, release: true, epoch: g.Epoch, reason: fmt.Sprintf("cluster %s stopped (action %d)", st.Cluster, act.ID)})
 		return
 	}
 	e.mu.Lock()

@@ -120,6 +120,9 @@ type ActionRecord struct {
 	Prepared string   `json:"prepared,omitempty"`
 	Acks     []string `json:"acks,omitempty"`
 	Note     string   `json:"note,omitempty"`
+	// Stop makes a disable stop the group too: the holder stops and
+	// releases it once the standby side is disabled.
+	Stop bool `json:"stop,omitempty"`
 }
 
 // State is the replicated decision state of one cluster.

@@ -12,10 +12,10 @@
 //   - the geo raft log, on the peer channel ("hatui-geo-raft@hatui"), so
 //     that nothing about it is reachable without the deployment's key;
 //   - the site's service: the local failover's "cluster activate" and
-//     "cluster disable", or an exec pair of commands. With several agents
-//     in a site only one drives it: the node holding the site cluster's
-//     service group, else the first alive, non-standby geo voter of the
-//     site by name.
+//     "cluster stop" (out of service, group stopped), or an exec pair of
+//     commands. With several agents in a site only one drives it: the
+//     node holding the site cluster's service group, else the first
+//     alive, non-standby geo voter of the site by name.
 //
 // The verbs "geo confirm SITE", "geo abort", "geo grant SITE" and "geo
 // revoke SITE" are carried out by a geo voter: the receiving agent when

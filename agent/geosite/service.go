@@ -41,8 +41,10 @@ func (s *clusterService) StartServing(ctx context.Context) error {
 	return s.do(ctx, "cluster activate")
 }
 
+// StopServing takes the cluster out of service with its group stopped:
+// "cluster disable" would leave the group running, unmanaged.
 func (s *clusterService) StopServing(ctx context.Context) error {
-	return s.do(ctx, "cluster disable")
+	return s.do(ctx, "cluster stop")
 }
 
 func (s *clusterService) do(ctx context.Context, verb string) error {

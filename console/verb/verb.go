@@ -160,7 +160,8 @@ var all = []Verb{
 	{Name: "power cycle", Args: []Arg{outlet}, Help: "switch a power outlet off and on again: the machine on it reboots hard", Changes: true, Dangerous: true, Irreversible: true},
 
 	{Name: "cluster activate", Args: []Arg{cluster}, Flags: []string{dryRun}, Help: "bring a cluster into service; --dry-run shows the steps only", Changes: true, Dangerous: true},
-	{Name: "cluster disable", Args: []Arg{cluster}, Flags: []string{dryRun}, Help: "take a cluster out of service, standby side first; --dry-run shows the steps only", Changes: true, Dangerous: true},
+	{Name: "cluster disable", Args: []Arg{cluster}, Flags: []string{dryRun}, Help: "stop managing a cluster, standby side first; its group keeps running, unmanaged; --dry-run shows the steps only", Changes: true, Dangerous: true},
+	{Name: "cluster stop", Args: []Arg{cluster}, Flags: []string{dryRun}, Help: "take a cluster out of service: standby side disabled first, then the active stops its group; --dry-run shows the steps only", Changes: true, Dangerous: true, Irreversible: true},
 
 	{Name: "demo kill", Args: []Arg{node}, Help: "demo: stop a node's agent as if it crashed", Changes: true, Demo: true},
 	{Name: "demo revive", Args: []Arg{node}, Help: "demo: start a killed node again", Changes: true, Demo: true},
