@@ -105,6 +105,12 @@ type Engine struct {
 	lastLeader  time.Time
 	selfFenced  uint64 // epoch self-fenced at, 0 if not
 	deposedSeen uint64
+	// pendingAcq is this engine's last acquire proposal, acquiredAt the
+	// newest epoch reported acquired: a proposal whose answer was lost
+	// (a leader change) may still have committed, and is reported when
+	// the log shows it.
+	pendingAcq *command
+	acquiredAt uint64
 	resolved    map[uint64]bool
 	cleaned     uint64 // the last cleanup request carried out here
 	lastStep    time.Time
@@ -664,15 +670,32 @@ func orNobody(n string) string {
 // group start at once.
 func (e *Engine) acquire(c *command) {
 	e.async("acquire", func(ctx context.Context) {
+		e.mu.Lock()
+		e.pendingAcq = c
+		e.mu.Unlock()
 		res, err := e.propose(ctx, c)
 		if err != nil {
-			return
+			return // decideHolder reports it if it committed after all
 		}
-		e.setGate(res.Epoch, time.Now())
-		ev := e.event(EvAcquired, "%s holds %s at epoch %d (%s: %s)", e.cfg.Node, e.cfg.Group, res.Epoch, c.Evidence, c.Reason)
-		ev.Epoch = res.Epoch
-		e.emit(ev)
+		e.reportAcquired(res.Epoch, c, true)
 	})
+}
+
+// reportAcquired says, once per epoch, that this node holds the group.
+func (e *Engine) reportAcquired(epoch uint64, c *command, gate bool) {
+	e.mu.Lock()
+	if epoch <= e.acquiredAt {
+		e.mu.Unlock()
+		return
+	}
+	e.acquiredAt = epoch
+	e.mu.Unlock()
+	if gate {
+		e.setGate(epoch, time.Now())
+	}
+	ev := e.event(EvAcquired, "%s holds %s at epoch %d (%s: %s)", e.cfg.Node, e.cfg.Group, epoch, c.Evidence, c.Reason)
+	ev.Epoch = epoch
+	e.emit(ev)
 }
 
 // quorate reports whether this node has had contact with a majority of
@@ -690,6 +713,14 @@ func (e *Engine) quorate(st *State, v view, now time.Time) (time.Time, bool) {
 func (e *Engine) decideHolder(st *State, v view, now time.Time) {
 	g := st.Group
 	me := e.cfg.Node
+	if g.HolderInc == e.inc {
+		e.mu.Lock()
+		c := e.pendingAcq
+		e.mu.Unlock()
+		if c != nil {
+			e.reportAcquired(g.Epoch, c, false)
+		}
+	}
 	if why := st.ineligible(me); why != "" {
 		e.w.set(want{kind: wantStopped, release: true, epoch: g.Epoch, reason: why})
 		return
