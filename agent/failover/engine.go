@@ -111,12 +111,12 @@ type Engine struct {
 	// the log shows it.
 	pendingAcq *command
 	acquiredAt uint64
-	resolved    map[uint64]bool
-	cleaned     uint64 // the last cleanup request carried out here
-	lastStep    time.Time
-	graceUntil  time.Time
-	closed      bool
-	mismatch    bool
+	resolved   map[uint64]bool
+	cleaned    uint64 // the last cleanup request carried out here
+	lastStep   time.Time
+	graceUntil time.Time
+	closed     bool
+	mismatch   bool
 }
 
 // peerState is the last observed state of a peer, for change events.
