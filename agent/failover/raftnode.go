@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hatui/hatui/agent/raftmux"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
@@ -46,141 +48,10 @@ func (t tcpLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn
 	return d.Dial("tcp", string(addr))
 }
 
-// Connection kinds: the first byte on a new connection, so that raft and
-// forwarded requests share one listener.
-const (
-	connRaft    byte = 'R'
-	connForward byte = 'F'
-)
+// connForward marks a request forwarded to the leader (raftmux).
+const connForward byte = 'F'
 
 const maxForwardBytes = 1 << 20
-
-var errClosed = errors.New("failover transport is closed")
-
-// mux splits one stream layer into raft's connections and forwarded
-// requests.
-type mux struct {
-	inner   raft.StreamLayer
-	timeout time.Duration
-	raftCh  chan net.Conn
-	done    chan struct{}
-	once    sync.Once
-	wg      sync.WaitGroup
-}
-
-func newMux(inner raft.StreamLayer, timeout time.Duration) *mux {
-	return &mux{inner: inner, timeout: timeout, raftCh: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (m *mux) start(handle func(net.Conn)) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		for {
-			c, err := m.inner.Accept()
-			if err != nil {
-				select {
-				case <-m.done:
-					return
-				case <-time.After(20 * time.Millisecond):
-					continue
-				}
-			}
-			m.wg.Add(1)
-			go func() {
-				defer m.wg.Done()
-				m.route(c, handle)
-			}()
-		}
-	}()
-}
-
-func (m *mux) route(c net.Conn, handle func(net.Conn)) {
-	var kind [1]byte
-	c.SetReadDeadline(time.Now().Add(m.timeout))
-	if _, err := io.ReadFull(c, kind[:]); err != nil {
-		c.Close()
-		return
-	}
-	c.SetReadDeadline(time.Time{})
-	switch kind[0] {
-	case connRaft:
-		select {
-		case m.raftCh <- c:
-		case <-m.done:
-			c.Close()
-		case <-time.After(m.timeout):
-			c.Close() // no raft instance is accepting (recovering)
-		}
-	case connForward:
-		handle(c)
-	default:
-		c.Close()
-	}
-}
-
-func (m *mux) close() error {
-	var err error
-	m.once.Do(func() {
-		close(m.done)
-		err = m.inner.Close()
-	})
-	m.wg.Wait()
-	return err
-}
-
-func (m *mux) dial(addr raft.ServerAddress, timeout time.Duration, kind byte) (net.Conn, error) {
-	c, err := m.inner.Dial(addr, timeout)
-	if err != nil {
-		return nil, err
-	}
-	c.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte{kind}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("opening a failover connection to %s: %w", addr, err)
-	}
-	c.SetWriteDeadline(time.Time{})
-	return c, nil
-}
-
-// raftLayer is the stream layer one raft instance sees. Each instance
-// gets its own, so that the transport of a raft shut down for recovery
-// stops taking connections.
-type raftLayer struct {
-	m      *mux
-	closed chan struct{}
-	once   *sync.Once
-}
-
-func newRaftLayer(m *mux) raftLayer {
-	return raftLayer{m: m, closed: make(chan struct{}), once: &sync.Once{}}
-}
-
-// Accept implements net.Listener.
-func (r raftLayer) Accept() (net.Conn, error) {
-	select {
-	case c := <-r.m.raftCh:
-		return c, nil
-	case <-r.closed:
-		return nil, errClosed
-	case <-r.m.done:
-		return nil, errClosed
-	}
-}
-
-// Close implements net.Listener; the mux stays open.
-func (r raftLayer) Close() error {
-	r.once.Do(func() { close(r.closed) })
-	return nil
-}
-
-// Addr implements net.Listener.
-func (r raftLayer) Addr() net.Addr { return r.m.inner.Addr() }
-
-// Dial implements raft.StreamLayer.
-func (r raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return r.m.dial(addr, timeout, connRaft)
-}
 
 // forwardRequest asks the leader to apply a command, or pings.
 type forwardRequest struct {
@@ -237,7 +108,7 @@ type raftNode struct {
 	key    []byte
 	fsm    *fsm
 	stores *raftstore.Stores
-	mux    *mux
+	mux    *raftmux.Mux
 	hl     hclog.Logger
 	retry  time.Duration
 	done   chan struct{}
@@ -261,7 +132,7 @@ func (r *raftNode) raftConfig() *raft.Config {
 
 func (r *raftNode) newTransport() *raft.NetworkTransport {
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  newRaftLayer(r.mux),
+		Stream:  r.mux.Layer(),
 		MaxPool: 3,
 		Timeout: r.cfg.Raft.TransportTimeout,
 		Logger:  r.hl.Named("transport"),
@@ -284,11 +155,11 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 	}
 	r := &raftNode{cfg: cfg, key: key, fsm: f, stores: st, hl: hl, done: make(chan struct{}),
 		retry: min(max(cfg.Timing.Keepalive/2, 5*time.Millisecond), time.Second)}
-	r.mux = newMux(stream, cfg.Raft.TransportTimeout)
+	r.mux = raftmux.New(stream, "failover", connForward, cfg.Raft.TransportTimeout)
 	r.trans = r.newTransport()
 	fail := func(err error) (*raftNode, error) {
 		r.trans.Close()
-		r.mux.close()
+		r.mux.Close()
 		st.Close()
 		return nil, err
 	}
@@ -312,7 +183,7 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 		return fail(fmt.Errorf("starting failover raft: %w", err))
 	}
 	r.raft = rf
-	r.mux.start(r.serveForward)
+	r.mux.Start(r.serveForward)
 	return r, nil
 }
 
@@ -403,7 +274,7 @@ func (r *raftNode) call(ctx context.Context, addr raft.ServerAddress, req forwar
 	if !ok {
 		deadline = time.Now().Add(r.cfg.Raft.TransportTimeout)
 	}
-	c, err := r.mux.dial(addr, time.Until(deadline), connForward)
+	c, err := r.mux.DialForward(addr, time.Until(deadline))
 	if err != nil {
 		return nil, fmt.Errorf("dialling %s: %w", addr, err)
 	}
@@ -538,6 +409,6 @@ func (r *raftNode) addVoter(v Voter) error {
 
 func (r *raftNode) close() error {
 	close(r.done)
-	errs := []error{r.get().Shutdown().Error(), r.mux.close(), r.stores.Close()}
+	errs := []error{r.get().Shutdown().Error(), r.mux.Close(), r.stores.Close()}
 	return errors.Join(errs...)
 }

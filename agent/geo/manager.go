@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hatui/hatui/agent/raftmux"
+
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
@@ -68,7 +70,7 @@ type Manager struct {
 	changed *signal
 	fsm     *fsm
 	stores  *raftstore.Stores
-	mux     *mux
+	mux     *raftmux.Mux
 	trans   *raft.NetworkTransport
 	raft    *raft.Raft
 
@@ -141,16 +143,16 @@ func Open(cfg Config, deps Deps) (*Manager, error) {
 		return nil, err
 	}
 	m.stores = st
-	m.mux = newMux(deps.Stream, cfg.Raft.TransportTimeout)
+	m.mux = raftmux.New(deps.Stream, "geo", connForward, cfg.Raft.TransportTimeout)
 	m.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream:  raftLayer{m.mux},
+		Stream:  m.mux.Layer(),
 		MaxPool: 3,
 		Timeout: cfg.Raft.TransportTimeout,
 		Logger:  hl.Named("transport"),
 	})
 	fail := func(err error) (*Manager, error) {
 		m.trans.Close()
-		m.mux.close()
+		m.mux.Close()
 		st.Close()
 		return nil, err
 	}
@@ -186,7 +188,7 @@ func Open(cfg Config, deps Deps) (*Manager, error) {
 		return false
 	})
 	r.RegisterObserver(m.observer)
-	m.mux.start(func(c net.Conn) { serveForward(c, cfg.Raft.TransportTimeout, m.applyForwarded) })
+	m.mux.Start(func(c net.Conn) { serveForward(c, cfg.Raft.TransportTimeout, m.applyForwarded) })
 
 	m.goLoop(func() {
 		for {
@@ -229,7 +231,7 @@ func (m *Manager) Close() error {
 	m.cancel()
 	m.wg.Wait()
 	m.raft.DeregisterObserver(m.observer)
-	errs := []error{m.raft.Shutdown().Error(), m.trans.Close(), m.mux.close(), m.stores.Close()}
+	errs := []error{m.raft.Shutdown().Error(), m.trans.Close(), m.mux.Close(), m.stores.Close()}
 	m.log.Info("geo manager stopped")
 	return errors.Join(errs...)
 }
@@ -348,7 +350,7 @@ func (m *Manager) propose(ctx context.Context, c *command) (*applyResult, error)
 		default:
 			var rep *forwardReply
 			dl, _ := ctx.Deadline()
-			rep, err = m.mux.forward(ctx, addr, forwardRequest{From: m.cfg.Node, Cmd: c, Deadline: dl})
+			rep, err = forward(ctx, m.mux, m.cfg.Raft.TransportTimeout, addr, forwardRequest{From: m.cfg.Node, Cmd: c, Deadline: dl})
 			switch {
 			case err != nil:
 			case rep.NotLeader:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hatui/hatui/agent/raftmux"
+
 	"github.com/hashicorp/raft"
 
 	"github.com/hatui/hatui/protocol"
@@ -21,9 +23,9 @@ func TestMux(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := newMux(inner, time.Second)
+	m := raftmux.New(inner, "geo", connForward, time.Second)
 	applied := make(chan *command, 1)
-	m.start(func(c net.Conn) {
+	m.Start(func(c net.Conn) {
 		serveForward(c, time.Second, func(_ context.Context, cmd *command) (*forwardReply, error) {
 			applied <- cmd
 			if cmd.Op == opAbort {
@@ -32,9 +34,9 @@ func TestMux(t *testing.T) {
 			return &forwardReply{Result: &applyResult{Index: 42}}, nil
 		})
 	})
-	t.Cleanup(func() { m.close() })
+	t.Cleanup(func() { m.Close() })
 	addr := raft.ServerAddress(inner.Addr().String())
-	rl := raftLayer{m}
+	rl := m.Layer()
 
 	// A raft connection reaches raft's Accept with its bytes intact.
 	got := make(chan []byte, 1)
@@ -62,14 +64,14 @@ func TestMux(t *testing.T) {
 	// A forwarded request is answered.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	rep, err := m.forward(ctx, addr, forwardRequest{From: "b1", Cmd: &command{Op: opSync, Node: "b1"}})
+	rep, err := forward(ctx, m, time.Second, addr, forwardRequest{From: "b1", Cmd: &command{Op: opSync, Node: "b1"}})
 	if err != nil || rep.Result == nil || rep.Result.Index != 42 {
 		t.Fatalf("forward: %+v, %v", rep, err)
 	}
 	if cmd := <-applied; cmd.Op != opSync || cmd.Node != "b1" {
 		t.Errorf("the leader got %+v", cmd)
 	}
-	rep, err = m.forward(ctx, addr, forwardRequest{From: "b1", Cmd: &command{Op: opAbort}})
+	rep, err = forward(ctx, m, time.Second, addr, forwardRequest{From: "b1", Cmd: &command{Op: opAbort}})
 	<-applied
 	if err != nil || rep.Err == nil || rep.Err.Code != protocol.CodeRefused || rep.Err.Hint != "hint" {
 		t.Fatalf("a refusal did not come back typed: %+v, %v", rep, err)
@@ -89,14 +91,14 @@ func TestMux(t *testing.T) {
 			t.Errorf("a garbage request got %q, want a bad_request reply", b)
 		}
 	}
-	if rep, err := m.forward(ctx, addr, forwardRequest{From: "b1", Cmd: &command{Op: opSync}}); err != nil || rep.Result == nil {
+	if rep, err := forward(ctx, m, time.Second, addr, forwardRequest{From: "b1", Cmd: &command{Op: opSync}}); err != nil || rep.Result == nil {
 		t.Fatalf("forward after junk: %+v, %v", rep, err)
 	}
 	<-applied
 
 	// After close, raft's Accept ends and dials fail.
-	m.close()
-	if _, err := rl.Accept(); !errors.Is(err, errMuxClosed) {
+	m.Close()
+	if _, err := rl.Accept(); !errors.Is(err, raftmux.ErrClosed) {
 		t.Errorf("Accept after close: %v", err)
 	}
 }
@@ -112,18 +114,18 @@ func BenchmarkForward(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m := newMux(inner, time.Second)
-	m.start(func(c net.Conn) {
+	m := raftmux.New(inner, "geo", connForward, time.Second)
+	m.Start(func(c net.Conn) {
 		serveForward(c, time.Second, func(context.Context, *command) (*forwardReply, error) {
 			return &forwardReply{Result: &applyResult{Index: 1}}, nil
 		})
 	})
-	b.Cleanup(func() { m.close() })
+	b.Cleanup(func() { m.Close() })
 	addr := raft.ServerAddress(inner.Addr().String())
 	cmd := &command{Op: opRenew, Site: "a", Term: 1, Mode: ModeAuto}
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		if _, err := m.forward(ctx, addr, forwardRequest{From: "a1", Cmd: cmd}); err != nil {
+		if _, err := forward(ctx, m, time.Second, addr, forwardRequest{From: "a1", Cmd: cmd}); err != nil {
 			b.Fatal(err)
 		}
 		cancel()
