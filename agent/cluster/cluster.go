@@ -364,16 +364,23 @@ func (f *Feature) follow() {
 	defer f.wg.Done()
 	tick := time.NewTicker(time.Second) // links and timers change without a log entry
 	defer tick.Stop()
+	var lastErr string
 	for {
 		ch := f.eng.Changed()
-		if st := f.eng.State(); st != nil {
-			for _, n := range f.eng.Status().Nodes {
-				if n.Name == f.cfg.Node {
-					if err := f.h.MirrorFlags(n.Standby, n.Maintenance, "failover"); err != nil {
-						f.h.Record(protocol.Event{Node: f.cfg.Node, Kind: "agent", Severity: protocol.SevWarning, Message: err.Error()})
-					}
-				}
+		for _, n := range f.eng.Status().Nodes {
+			if n.Name != f.cfg.Node {
+				continue
 			}
+			msg := ""
+			if err := f.h.MirrorFlags(n.Standby, n.Maintenance, "failover"); err != nil {
+				msg = err.Error()
+			}
+			if msg != "" && msg != lastErr {
+				// Once per distinct failure, not once a second.
+				f.h.Record(protocol.Event{Node: f.cfg.Node, Kind: "agent", Severity: protocol.SevWarning,
+					Message: msg + " (the replicated flags stand; fix the state directory)"})
+			}
+			lastErr = msg
 		}
 		f.h.Changed()
 		select {
@@ -457,18 +464,19 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 			return protocol.Result{OK: true, Message: fmt.Sprintf("cluster %s is already %s", f.cfg.Cluster, word)}
 		}, nil
 	}
-	ea := f.eng.Plan
-	job, err := ea(f.engineAction(a))
+	changed := f.eng.Changed() // before planning, so no change is missed
+	job, err := f.eng.Plan(f.engineAction(a))
 	var pe *protocol.Error
 	if errors.As(err, &pe) && pe.Code == protocol.CodeRefused && f.eng.Status().Leader != f.cfg.Node {
 		// A follower may not have applied the leader's latest entry yet
-		// (an "online" a moment ago): give it one change to catch up.
+		// (an "online" a moment ago): give it a heartbeat to catch up.
 		select {
-		case <-f.eng.Changed():
-			job, err = ea(f.engineAction(a))
+		case <-changed:
 		case <-time.After(f.eng.Config().Raft.HeartbeatTimeout):
 		case <-ctx.Done():
+			return nil, err
 		}
+		job, err = f.eng.Plan(f.engineAction(a))
 	}
 	if err != nil {
 		return nil, err
