@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -161,4 +162,16 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() (bool, stri
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %v waiting for %s; last saw: %s", d, what, last)
+}
+
+// BuildAgent builds the ha-agent binary into dir and returns its path,
+// for tests that run agents as processes (in network namespaces). It runs
+// the go command from the module root, so it works from any package.
+func BuildAgent(dir string) (string, error) {
+	bin := filepath.Join(dir, "ha-agent")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/hatui/hatui/agent/cmd/ha-agent").CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("building ha-agent: %w\n%s", err, out)
+	}
+	return bin, nil
 }

@@ -44,27 +44,29 @@ var (
 	buildErr  error
 )
 
-// haAgent builds the ha-agent binary once per test binary.
+// haAgent builds the ha-agent binary once per test binary; TestMain
+// removes it.
 func haAgent(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "geosite-ha-agent-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bin := filepath.Join(dir, "ha-agent")
-		out, err := exec.Command("go", "build", "-o", bin, "github.com/hatui/hatui/agent/cmd/ha-agent").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build ha-agent: %v\n%s", err, out)
-			return
-		}
-		agentBin = bin
-	})
+	buildOnce.Do(func() { agentBin, buildErr = agenttest.BuildAgent(binDir) })
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return agentBin
+}
+
+// binDir holds the ha-agent binary the netns tests build.
+var binDir string
+
+func TestMain(m *testing.M) {
+	var err error
+	if binDir, err = os.MkdirTemp("", "geosite-ha-agent-"); err != nil {
+		fmt.Fprintln(os.Stderr, "geosite tests: making a temp dir:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
 }
 
 // need skips (or fails in CI) without a program the acceptance tests run.

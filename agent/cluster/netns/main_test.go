@@ -18,8 +18,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"github.com/hatui/hatui/agent/agenttest"
 )
 
 // agentBin is the ha-agent binary TestMain built, "" when the build
@@ -40,15 +41,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "ha-agent")
-	// The package sits at agent/cluster/netns: the module root is three up.
-	cmd := exec.Command("go", "build", "-o", bin, "./agent/cmd/ha-agent")
-	cmd.Dir = filepath.Join("..", "..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("building ha-agent: %w\n%s", err, out)
-	} else {
-		agentBin = bin
-	}
+	agentBin, buildErr = agenttest.BuildAgent(dir)
 	return m.Run()
 }
 
