@@ -208,3 +208,45 @@ func TestHealthQueryLocked(t *testing.T) {
 		t.Fatalf("frozen server: %+v, want unhealthy within the timeout", h)
 	}
 }
+
+// TestHealthQueryOnStreamingStandby: the representative query answers on
+// a hot standby (PostgreSQL refuses a read-write transaction during
+// recovery), and a query that writes runs on the master only while the
+// standby is asked a read-only stand-in.
+func TestHealthQueryOnStreamingStandby(t *testing.T) {
+	m := pgtest.NewMaster(t, "pbx-a1")
+	m.Exec(t, "CREATE TABLE subscribers (id int PRIMARY KEY, name text); INSERT INTO subscribers VALUES (1, 'alice')")
+	m.Exec(t, "CREATE TABLE heartbeat (id int PRIMARY KEY, at timestamptz); INSERT INTO heartbeat VALUES (1, now())")
+	s := m.NewStandby(t, "pbx-a2")
+	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := s.QueryInt(t, "SELECT count(*) FROM pg_stat_wal_receiver WHERE status = 'streaming'")
+		return n == 1, "standby not streaming yet"
+	})
+	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		n := s.QueryInt(t, "SELECT count(*) FROM pg_tables WHERE tablename = 'heartbeat'")
+		return n == 1, "tables not replayed yet"
+	})
+
+	read := pg.HealthQuery{SQL: "SELECT name FROM subscribers WHERE id = 1", MinRows: 1}
+	if h := s.Instance().Health(ctxT(t, 10*time.Second), read.OnStandby()); !h.OK {
+		t.Fatalf("read-only health query on a streaming standby: %+v", h)
+	}
+	if h := m.Instance().Health(ctxT(t, 10*time.Second), read); !h.OK {
+		t.Fatalf("read-only health query on the master: %+v", h)
+	}
+
+	write := pg.HealthQuery{SQL: "UPDATE heartbeat SET at = now() WHERE id = 1 RETURNING id", MinRows: 1, Writes: true}
+	if h := m.Instance().Health(ctxT(t, 10*time.Second), write); !h.OK {
+		t.Fatalf("writing health query on the master: %+v", h)
+	}
+	h := s.Instance().Health(ctxT(t, 10*time.Second), write.OnStandby())
+	if !h.OK || !strings.Contains(h.Detail, "master only") {
+		t.Fatalf("writing health query on the standby: %+v, want a read-only stand-in that says the query runs on the master only", h)
+	}
+	// A query that writes but is not declared so is refused with a reason
+	// an operator can act on, not silently run read-write.
+	undeclared := pg.HealthQuery{SQL: "UPDATE heartbeat SET at = now() WHERE id = 1"}
+	if h := m.Instance().Health(ctxT(t, 10*time.Second), undeclared); h.OK || !strings.Contains(h.Detail, "read-only") {
+		t.Fatalf("undeclared writing query on the master: %+v, want a failure naming the read-only transaction", h)
+	}
+}

@@ -2,6 +2,7 @@ package pg
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -14,9 +15,14 @@ import (
 // fail.
 type HealthQuery struct {
 	// SQL is the query, e.g. "SELECT count(*) FROM subscribers WHERE id = 1".
-	// It runs in a transaction that is committed, so a heartbeat UPDATE
-	// works on a master.
+	// It runs in a read-only transaction unless Writes is set, so that the
+	// same query works on a hot standby, where PostgreSQL refuses a
+	// read-write transaction.
 	SQL string
+	// Writes says the query writes (a heartbeat UPDATE): it then runs in a
+	// read-write transaction that is committed, on a master only; a
+	// standby is asked a read-only SELECT 1 instead (see OnStandby).
+	Writes bool
 	// ConnInfo overrides the instance's connection string, e.g. to query
 	// the application's database as the application's role.
 	ConnInfo string
@@ -26,6 +32,8 @@ type HealthQuery struct {
 	Timeout time.Duration
 	// MinRows, when positive, is how many rows the answer must have.
 	MinRows int
+
+	standbyStandIn bool // set by OnStandby: SQL is SELECT 1, not the operator's
 }
 
 // Health is the result of a representative query.
@@ -82,7 +90,10 @@ func (q HealthQuery) run(ctx context.Context, conninfo string, to time.Duration)
 	}
 	defer db.Close()
 	defer conn.Close()
-	tx, err := conn.BeginTx(ctx, nil)
+	// lib/pq's BeginTx asks for READ WRITE whenever ReadOnly is false,
+	// which a server in recovery refuses: a query that does not write
+	// must say so.
+	tx, err := conn.BeginTx(ctx, &sql.TxOptions{ReadOnly: !q.Writes})
 	if err != nil {
 		return Health{Detail: fmt.Sprintf("starting the health query: %v", err)}
 	}
@@ -112,6 +123,9 @@ func (q HealthQuery) run(ctx context.Context, conninfo string, to time.Duration)
 	if q.MinRows > 0 && n < q.MinRows {
 		return Health{Detail: fmt.Sprintf("health query returned %d rows, want at least %d", n, q.MinRows)}
 	}
+	if q.standbyStandIn {
+		return Health{OK: true, Detail: "answers a read-only query (the health query writes, so it runs on the master only)"}
+	}
 	return Health{OK: true, Detail: fmt.Sprintf("health query answered %d rows", n)}
 }
 
@@ -120,6 +134,18 @@ func describeQueryErr(err error, to time.Duration) string {
 		return fmt.Sprintf("health query did not answer within %s", to)
 	}
 	return fmt.Sprintf("health query failed: %v", err)
+}
+
+// OnStandby returns the query to run on a standby: the query itself when
+// it only reads, else a read-only SELECT 1 that proves the standby answers
+// (a query that writes runs on the master only).
+func (q HealthQuery) OnStandby() HealthQuery {
+	if !q.Writes {
+		return q
+	}
+	q.SQL, q.Writes, q.MinRows = "SELECT 1", false, 1
+	q.standbyStandIn = true
+	return q
 }
 
 // Health runs the representative query against this instance and notes

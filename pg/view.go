@@ -70,7 +70,9 @@ func (s *Status) Database(v View) protocol.Database {
 		}
 	}
 	d.LagBytes = s.ReceiveLSN.Sub(s.ReplayLSN)
-	if s.ReplayDelay != nil && *s.ReplayDelay > 0 {
+	// The time since the last replayed commit grows on an idle master
+	// too: it is lag only while there is something left to replay.
+	if d.LagBytes > 0 && s.ReplayDelay != nil && *s.ReplayDelay > 0 {
 		sec := s.ReplayDelay.Seconds()
 		d.LagSeconds = &sec
 	}

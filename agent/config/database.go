@@ -66,6 +66,10 @@ type DatabaseHealth struct {
 	Timeout Duration `toml:"timeout"`
 	// MinRows is how many rows the answer must have; 0 accepts any.
 	MinRows int `toml:"min_rows"`
+	// Writes says the query writes (a heartbeat UPDATE): it then runs on
+	// the master only, and a standby is asked a read-only SELECT 1. A
+	// query that does not write runs read-only everywhere.
+	Writes bool `toml:"writes"`
 }
 
 // DatabaseImages configures fallback images.

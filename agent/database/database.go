@@ -86,7 +86,7 @@ func NewWith(o Options) agent.FeatureFunc {
 		for _, p := range cfg.Peers {
 			f.peers = append(f.peers, pg.Peer{Node: p.Node, ConnInfo: p.ConnInfo, Geo: p.Geo})
 		}
-		f.hq = pg.HealthQuery{SQL: cfg.Health.SQL, ConnInfo: cfg.Health.ConnInfo, Timeout: cfg.Health.Timeout.Duration, MinRows: cfg.Health.MinRows}
+		f.hq = pg.HealthQuery{SQL: cfg.Health.SQL, ConnInfo: cfg.Health.ConnInfo, Timeout: cfg.Health.Timeout.Duration, MinRows: cfg.Health.MinRows, Writes: cfg.Health.Writes}
 		f.db = &protocol.Database{Node: f.node, Role: RoleStarting, Health: "the agent has not read the instance yet"}
 		f.wg.Add(1)
 		go f.run()
@@ -387,7 +387,11 @@ func (f *Feature) poll() {
 		}
 	}
 	if f.hq.SQL != "" {
-		h := f.hq.Check(ctx, f.in.ConnInfo)
+		q := f.hq
+		if st.Role != pg.RoleMaster {
+			q = q.OnStandby()
+		}
+		h := q.Check(ctx, f.in.ConnInfo)
 		v.Health = &h
 	}
 	f.set(st.Database(v))
