@@ -1,6 +1,10 @@
 package protocol
 
-import "time"
+import (
+	"encoding/json"
+	"slices"
+	"time"
+)
 
 // Snapshot is the state of a deployment as one agent sees it, shaped
 // deployment → sites → clusters → nodes. Places that later parts fill
@@ -280,4 +284,52 @@ func (s *Snapshot) Nodes() []Node {
 		}
 	}
 	return out
+}
+
+// Fingerprint returns bytes that differ between two snapshots only when
+// something an operator acts on differs. It leaves out what is merely fresh
+// (when the snapshot was taken, when a heartbeat or a check last arrived,
+// a link's round trip time), so a watch that sends only on a new
+// fingerprint stays silent while nothing happens, however often its agent
+// is woken.
+func (s *Snapshot) Fingerprint() []byte {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	c.Time = time.Time{}
+	c.Sites = make([]Site, len(s.Sites))
+	for i, site := range s.Sites {
+		site.Clusters = slices.Clone(site.Clusters)
+		for j := range site.Clusters {
+			cl := &site.Clusters[j]
+			cl.Nodes = slices.Clone(cl.Nodes)
+			for k := range cl.Nodes {
+				n := &cl.Nodes[k]
+				n.Links = slices.Clone(n.Links)
+				for l := range n.Links {
+					n.Links[l].LastSeen, n.Links[l].RTT = time.Time{}, 0
+				}
+			}
+			cl.Groups = slices.Clone(cl.Groups)
+			for k := range cl.Groups {
+				g := &cl.Groups[k]
+				g.Resources = slices.Clone(g.Resources)
+				for r := range g.Resources {
+					res := &g.Resources[r]
+					res.Checks = slices.Clone(res.Checks)
+					for x := range res.Checks {
+						res.Checks[x].At = time.Time{}
+					}
+				}
+			}
+		}
+		c.Sites[i] = site
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		// Every field marshals; never report "unchanged" on a surprise.
+		return []byte(err.Error() + time.Now().String())
+	}
+	return b
 }

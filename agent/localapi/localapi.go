@@ -8,6 +8,7 @@
 package localapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -346,9 +347,16 @@ func (ss *session) watch(ctx context.Context, id uint64, scope protocol.Scope) {
 	ch, unsub := ss.s.b.Subscribe()
 	defer unsub()
 	_, seq := ss.s.b.EventsSince(0) // before the snapshot, so no event falls between
-	if ss.w.Send(protocol.TypeSnapshot, id, ss.s.b.Snapshot(scope)) != nil {
+	snap := ss.s.b.Snapshot(scope)
+	if ss.w.Send(protocol.TypeSnapshot, id, snap) != nil {
 		return
 	}
+	// A wake-up is only a hint: the watcher is sent a change when there
+	// are new events for it or the snapshot differs in something other
+	// than freshness. Agents watch each other, so a change sent without
+	// cause wakes the other side, which would send one back: the loop
+	// that kept idle agents busy.
+	last := snap.Fingerprint()
 	var n uint64
 	for {
 		select {
@@ -361,8 +369,14 @@ func (ss *session) watch(ctx context.Context, id uint64, scope protocol.Scope) {
 		if scope == protocol.ScopeNode {
 			evs = OwnEvents(evs, ss.node())
 		}
+		snap := ss.s.b.Snapshot(scope)
+		fp := snap.Fingerprint()
+		if len(evs) == 0 && bytes.Equal(fp, last) {
+			continue
+		}
+		last = fp
 		n++
-		if ss.w.Send(protocol.TypeChange, id, protocol.Change{Seq: n, Events: evs, Snapshot: ss.s.b.Snapshot(scope)}) != nil {
+		if ss.w.Send(protocol.TypeChange, id, protocol.Change{Seq: n, Events: evs, Snapshot: snap}) != nil {
 			ss.c.Close()
 			return
 		}
