@@ -84,6 +84,7 @@ type Agent struct {
 	flags  *flagStore
 	events *eventLog
 	peers  *peerReports
+	join   *joiner // nil until the pool is up
 
 	// fmu guards features and verbs: peers may ask for a report while
 	// features are still starting.
@@ -101,8 +102,8 @@ type Agent struct {
 }
 
 // New starts an agent: loads its flags, starts gossip and the peer
-// listener, opens the socket, and joins the configured peers (a failed
-// join is logged, not fatal: the peers may start later and join us).
+// listener, opens the socket, and joins the configured peers (in the
+// background, retried until one answers: the peers may start later).
 func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	logger := o.Logger
 	if logger == nil {
@@ -187,6 +188,7 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.join = newJoiner(a) // before anything can ask for a report
 	a.poolReady.Store(true)
 	a.peers.reconcile(a.members())
 
@@ -210,11 +212,9 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		}
 		go a.api.Serve(ln, "unix")
 	}
-	if len(cfg.Gossip.Join) > 0 {
-		if _, err := a.pool.Join(cfg.Gossip.Join); err != nil {
-			logger.Printf("joining peers at start: %v (will be joined when they come up)", err)
-		}
-	}
+	// Joining is retried in the background: at a site's cold start the
+	// node this one joins may boot later.
+	a.join.start()
 	a.record(protocol.Event{Node: cfg.Node, Kind: "agent", Severity: protocol.SevInfo,
 		Message: fmt.Sprintf("agent started on %s (%s)", cfg.Node, a.flags.describe())})
 	return a, nil
@@ -279,6 +279,9 @@ func (a *Agent) shutdown(leave bool) error {
 	a.closed = true
 	a.mu.Unlock()
 	var errs []error
+	if a.join != nil {
+		a.join.close()
+	}
 	if a.peers != nil {
 		a.peers.close()
 	}

@@ -474,3 +474,83 @@ func TestIdleDeploymentSendsNoChanges(t *testing.T) {
 		}
 	}
 }
+
+// TestJoinRetriedUntilTheTargetComesUp: at a site's cold start the node
+// that the others join may boot last. A node started 3 s before its join
+// target keeps trying, says so in status as a risk without claiming
+// quorum, and is one pool with the target once it comes up.
+func TestJoinRetriedUntilTheTargetComesUp(t *testing.T) {
+	seedIP := subnet.Next()
+	seedCfg := agenttest.Config(t, agenttest.Node{Name: "seed", Site: "site1", IP: seedIP})
+	early := &testNode{name: "early", cfg: testConfig(t, "early", "site1", []string{seedCfg.Gossip.Bind})}
+	early.start(t)
+	t.Cleanup(func() { early.a.Kill() })
+	c := connect(t, early)
+
+	agenttest.WaitFor(t, 10*time.Second, "the early node to show that it has not reached its peer", func() (bool, string) {
+		snap, err := c.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, cl := range snap.Clusters() {
+			for _, r := range cl.Quorum.Risks {
+				if strings.Contains(r, "has not reached any configured peer") && strings.Contains(r, seedCfg.Gossip.Bind) {
+					if cl.Quorum.HasQuorum {
+						return false, "the risk is shown but the cluster still claims quorum"
+					}
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprintf("clusters %+v", snap.Clusters())
+	})
+
+	time.Sleep(3 * time.Second) // the seed boots late: this is the fault, not a wait for a result
+	seed := &testNode{name: "seed", cfg: seedCfg}
+	seed.start(t)
+	t.Cleanup(func() { seed.a.Kill() })
+
+	agenttest.WaitFor(t, maxJoinRetry+5*time.Second, "one pool after the seed came up", func() (bool, string) {
+		snap, err := c.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, cl := range snap.Clusters() {
+			for _, r := range cl.Quorum.Risks {
+				if strings.Contains(r, "configured peer") {
+					return false, "risk still shown: " + r
+				}
+			}
+		}
+		return countAlive(snap) == 2, fmt.Sprintf("%d alive", countAlive(snap))
+	})
+}
+
+// TestJoinTargetNeverUp: a node whose targets never come up keeps trying
+// and keeps showing the risk.
+func TestJoinTargetNeverUp(t *testing.T) {
+	nowhere := subnet.Next() + ":7946"
+	n := &testNode{name: "lonely", cfg: testConfig(t, "lonely", "site1", []string{nowhere})}
+	n.start(t)
+	t.Cleanup(func() { n.a.Kill() })
+	c := connect(t, n)
+	agenttest.WaitFor(t, 15*time.Second, "several join attempts, the risk shown all along", func() (bool, string) {
+		snap, err := c.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		shown := false
+		for _, cl := range snap.Clusters() {
+			for _, r := range cl.Quorum.Risks {
+				shown = shown || strings.Contains(r, "has not reached any configured peer yet ("+nowhere)
+			}
+		}
+		n.a.join.mu.Lock()
+		tries := n.a.join.tries
+		n.a.join.mu.Unlock()
+		if !shown {
+			return false, fmt.Sprintf("risk not shown after %d tries", tries)
+		}
+		return tries >= 3, fmt.Sprintf("%d tries", tries)
+	})
+}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -42,6 +43,10 @@ func (a *Agent) report() *protocol.Snapshot {
 	for _, f := range a.allFeatures() {
 		f.Report(r)
 	}
+	if risk := a.join.risk(); risk != "" {
+		q := &r.Sites[0].Clusters[0].Quorum
+		q.Risks = append(q.Risks, risk)
+	}
 	return r
 }
 
@@ -69,8 +74,15 @@ func (a *Agent) membershipSnapshot() *protocol.Snapshot {
 		c.Nodes = append(c.Nodes, n)
 	}
 	sites := map[string]*protocol.Site{}
+	joinRisk := a.join.risk()
 	for k, c := range clusters {
 		c.Quorum = quorumOf(c.Nodes)
+		if joinRisk != "" && slices.ContainsFunc(c.Nodes, func(n protocol.Node) bool { return n.Name == a.cfg.Node }) {
+			// A node that never reached its peers sees a cluster of one:
+			// that is not a quorum, whatever the count says.
+			// The risk itself is in this node's report.
+			c.Quorum.HasQuorum = false
+		}
 		s := sites[k.site]
 		if s == nil {
 			s = &protocol.Site{Name: k.site, Arbitrator: true}

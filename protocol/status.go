@@ -286,6 +286,15 @@ func (s *Snapshot) Nodes() []Node {
 	return out
 }
 
+// Clusters returns every cluster of the snapshot in site, cluster order.
+func (s *Snapshot) Clusters() []Cluster {
+	var out []Cluster
+	for _, site := range s.Sites {
+		out = append(out, site.Clusters...)
+	}
+	return out
+}
+
 // Fingerprint returns bytes that differ between two snapshots only when
 // something an operator acts on differs. It leaves out what is merely fresh
 // (when the snapshot was taken, when a heartbeat or a check last arrived,

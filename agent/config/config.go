@@ -128,7 +128,7 @@ func Defaults() Config {
 			Bind:              "0.0.0.0:7946",
 			ProbeInterval:     Duration{150 * time.Millisecond},
 			ProbeTimeout:      Duration{75 * time.Millisecond},
-			GossipInterval:    Duration{50 * time.Millisecond},
+			GossipInterval:    Duration{200 * time.Millisecond},
 			SuspicionMult:     4,
 			ReconnectInterval: Duration{time.Second},
 			TCPTimeout:        Duration{time.Second},

@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -33,6 +34,13 @@ import (
 const stopWait = 15 * time.Second
 
 func main() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		// An agent's work is small and bursty: probes, heartbeats, a few
+		// sessions. One P means no idle thread spins up to steal each
+		// wake-up, which halves an idle agent's context switches; the
+		// environment variable still overrides it.
+		runtime.GOMAXPROCS(1)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

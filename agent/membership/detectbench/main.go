@@ -33,6 +33,7 @@ func main() {
 	probe := flag.Duration("probe", membership.LAN.ProbeInterval, "probe interval")
 	timeout := flag.Duration("timeout", membership.LAN.ProbeTimeout, "probe timeout")
 	mult := flag.Int("mult", membership.LAN.SuspicionMult, "suspicion multiplier")
+	gossip := flag.Duration("gossip", membership.LAN.GossipInterval, "gossip interval")
 	flag.Parse()
 
 	for i := 0; i < *busy; i++ {
@@ -44,7 +45,7 @@ func main() {
 		defer cmd.Process.Kill()
 	}
 	t := membership.LAN
-	t.ProbeInterval, t.ProbeTimeout, t.SuspicionMult = *probe, *timeout, *mult
+	t.ProbeInterval, t.ProbeTimeout, t.SuspicionMult, t.GossipInterval = *probe, *timeout, *mult, *gossip
 	key := make([]byte, 32)
 	rand.Read(key)
 
