@@ -29,8 +29,8 @@ type joiner struct {
 	done  chan struct{}
 
 	mu      sync.Mutex
-	reached bool      // some configured peer has answered since start
-	lastErr string    // why the last attempt failed
+	reached bool          // some configured peer has answered since start
+	lastErr string        // why the last attempt failed
 	every   time.Duration // the current retry interval, while alone
 	tries   int
 	started bool
