@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hatui/hatui/agent/audit"
@@ -68,6 +69,9 @@ func (a *Agent) Plan(ctx context.Context, act protocol.Action, c localapi.Caller
 }
 
 func (a *Agent) plan(ctx context.Context, act protocol.Action, c localapi.Caller) (localapi.Job, error) {
+	if !c.MayAct() && !act.DryRun {
+		return nil, unauthorized(c)
+	}
 	e, ok := a.verb(act.Verb)
 	if !ok {
 		return nil, protocol.Errorf(protocol.CodeUnknownVerb, "run 'help' in hatui to list the verbs",
@@ -174,4 +178,21 @@ func (a *Agent) audited(act protocol.Action, c localapi.Caller, result, detail s
 	if err != nil {
 		a.logger.Printf("audit log: %v", err)
 	}
+}
+
+// unauthorized refuses an action to a caller who may only watch, naming
+// the groups that may act.
+func unauthorized(c localapi.Caller) error {
+	who := c.User
+	if who == "" {
+		who = "this user"
+	}
+	if len(c.Needs) == 0 {
+		return protocol.Errorf(protocol.CodeUnauthorized, "ask an operator to do it",
+			"%s may watch but not act on this deployment", who)
+	}
+	groups := strings.Join(c.Needs, " or ")
+	return protocol.Errorf(protocol.CodeUnauthorized,
+		fmt.Sprintf("ask an administrator to add %s to %s (usermod -aG %s %s), then log in again; dry runs are allowed", who, groups, c.Needs[0], who),
+		"%s may watch but not act: actions need membership of %s (socket.operators)", who, groups)
 }

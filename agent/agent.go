@@ -143,6 +143,9 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		}
 	}
 	a.api = localapi.New(a, logger)
+	if err := a.api.SetOperators(cfg.Socket.Operators); err != nil {
+		return nil, err
+	}
 	a.peers = newPeerReports(a)
 	a.verbs = map[string]verbEntry{}
 	if err := a.addFeature(flagFeature{a}); err != nil {
@@ -448,5 +451,5 @@ func (a *Agent) forwardConn(ctx context.Context, m membership.Member, c localapi
 		return nil, protocol.Errorf(protocol.CodeUnreachable, "upgrade or configure the node's agent with a gossip key",
 			"%s's agent does not accept forwarded requests", m.Name)
 	}
-	return dialPeer(ctx, a.dialer, addr, a.cfg.Node, c.User)
+	return dialPeer(ctx, a.dialer, addr, a.cfg.Node, c.User, c.Role)
 }

@@ -2,14 +2,17 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -553,4 +556,121 @@ func TestJoinTargetNeverUp(t *testing.T) {
 		}
 		return tries >= 3, fmt.Sprintf("%d tries", tries)
 	})
+}
+
+// TestWatcherSeesEverythingAndActsOnNothing: the socket tells people who
+// watch from people who act by their Unix groups (SO_PEERCRED, never what
+// the client says). A member of socket.group only may read status and run
+// dry runs; every action is refused as unauthorized with a hint naming the
+// operators' group, and the refusal is in the audit log. A member of
+// socket.operators may act.
+func TestWatcherSeesEverythingAndActsOnNothing(t *testing.T) {
+	watcher := agenttest.RequireUser(t, agenttest.WatchUser)
+	operator := agenttest.RequireUser(t, agenttest.OperatorUser)
+	dir := t.TempDir()
+	agenttest.OpenTo(t, dir)
+	cfg := agenttest.Config(t, agenttest.Node{Name: "nodea", Site: "site1", IP: subnet.Next(), Dir: dir,
+		Socket: fmt.Sprintf("group = %q\noperators = [%q]", agenttest.WatchGroup, agenttest.OperatorGroup)})
+	n := &testNode{name: "nodea", cfg: cfg}
+	n.start(t)
+	t.Cleanup(func() { n.a.Kill() })
+
+	type answer struct {
+		Role    protocol.Role   `json:"role"`
+		Nodes   int             `json:"nodes"`
+		Refused *protocol.Error `json:"refused"`
+		Result  *protocol.Result
+	}
+	// The test binary lives in go's private build directory: give the
+	// other users a copy they can run.
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	helper := filepath.Join(dir, "helper.test")
+	if err := os.WriteFile(helper, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(cred *syscall.Credential, verb string, dryRun bool) answer {
+		t.Helper()
+		cmd := exec.Command(helper, "-test.run=^TestHelperSocketClient$")
+		cmd.Env = append(os.Environ(), "HATUI_HELPER_SOCKET="+n.socket(), "HATUI_HELPER_VERB="+verb,
+			fmt.Sprintf("HATUI_HELPER_DRY=%v", dryRun))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("helper client as uid %d: %v\n%s", cred.Uid, err, out)
+		}
+		var a answer
+		_, line, _ := bytes.Cut(out, []byte("ANSWER "))
+		line, _, _ = bytes.Cut(line, []byte("\n"))
+		if err := json.Unmarshal(line, &a); err != nil {
+			t.Fatalf("helper answer %q: %v", out, err)
+		}
+		return a
+	}
+
+	w := ask(watcher, "standby nodea", false)
+	if w.Role != protocol.RoleWatcher || w.Nodes != 1 {
+		t.Fatalf("watcher: role %q, saw %d nodes; want watcher seeing the node", w.Role, w.Nodes)
+	}
+	if w.Refused == nil || w.Refused.Code != protocol.CodeUnauthorized ||
+		!strings.Contains(w.Refused.Message, agenttest.OperatorGroup) || !strings.Contains(w.Refused.Hint, "usermod -aG "+agenttest.OperatorGroup) {
+		t.Fatalf("watcher's standby: %+v, want unauthorized naming %s with a usermod hint", w.Refused, agenttest.OperatorGroup)
+	}
+	if n.a.flags.get().Standby {
+		t.Fatal("the watcher's refused standby changed the flag")
+	}
+	if d := ask(watcher, "standby nodea", true); d.Refused != nil && d.Refused.Code == protocol.CodeUnauthorized {
+		t.Fatalf("a dry run changes nothing and is allowed to a watcher; got %+v", d.Refused)
+	}
+	o := ask(operator, "standby nodea", false)
+	if o.Role != protocol.RoleOperator || o.Refused != nil || o.Result == nil || !o.Result.OK {
+		t.Fatalf("operator's standby: role %q refused %+v result %+v", o.Role, o.Refused, o.Result)
+	}
+	if !n.a.flags.get().Standby {
+		t.Fatal("the operator's standby did not set the flag")
+	}
+
+	log, err := os.ReadFile(filepath.Join(cfg.StateDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refusal, done bool
+	for _, line := range strings.Split(string(log), "\n") {
+		refusal = refusal || (strings.Contains(line, `"user":"`+agenttest.WatchUser+`"`) && strings.Contains(line, `"result":"refused"`) && strings.Contains(line, "standby nodea"))
+		done = done || (strings.Contains(line, `"user":"`+agenttest.OperatorUser+`"`) && strings.Contains(line, `"result":"ok"`))
+	}
+	if !refusal || !done {
+		t.Fatalf("audit log lacks the watcher's refusal (%v) or the operator's action (%v):\n%s", refusal, done, log)
+	}
+}
+
+// TestHelperSocketClient is not a test: the role test runs it as another
+// user, in a child process, to speak to the socket as that user would.
+func TestHelperSocketClient(t *testing.T) {
+	sock := os.Getenv("HATUI_HELPER_SOCKET")
+	if sock == "" {
+		t.Skip("helper process only")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Connect(ctx, client.UnixDialer(sock), client.Options{Client: "test-helper", User: "someone-else"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := map[string]any{"role": c.Welcome().Role}
+	if snap, err := c.Status(ctx, ""); err == nil {
+		out["nodes"] = len(snap.Nodes())
+	}
+	verb := strings.Fields(os.Getenv("HATUI_HELPER_VERB"))
+	res, err := c.Do(ctx, protocol.Action{Verb: verb[0], Args: verb[1:], DryRun: os.Getenv("HATUI_HELPER_DRY") == "true"}, nil)
+	if err != nil {
+		out["refused"] = protocol.AsError(err)
+	} else {
+		out["Result"] = res
+	}
+	b, _ := json.Marshal(out)
+	fmt.Printf("\nANSWER %s\n", b)
 }

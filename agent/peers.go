@@ -88,7 +88,7 @@ func (p *peerReports) follow(ctx context.Context, name string, w *peerWatch) {
 
 func (p *peerReports) followOnce(ctx context.Context, name string, w *peerWatch) {
 	dctx, cancel := context.WithTimeout(ctx, p.a.cfg.Peer.Timeout.Duration)
-	conn, err := dialPeer(dctx, p.a.dialer, w.addr, p.a.cfg.Node, "")
+	conn, err := dialPeer(dctx, p.a.dialer, w.addr, p.a.cfg.Node, "", "")
 	if err != nil {
 		cancel()
 		return

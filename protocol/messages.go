@@ -81,7 +81,23 @@ type Hello struct {
 	// Forwarded is set by an agent that relays a client's request to
 	// another agent, naming itself; the receiver will not forward again.
 	Forwarded string `json:"forwarded,omitempty"`
+	// Role is what the relaying agent granted the user it vouches for;
+	// only trusted from a peer agent (a socket client's role comes from
+	// its Unix groups).
+	Role Role `json:"role,omitempty"`
 }
+
+// Role is what a caller may do.
+type Role string
+
+// Roles. A NOC has people who watch and people who act.
+const (
+	// RoleOperator may watch and act.
+	RoleOperator Role = "operator"
+	// RoleWatcher may see everything and act on nothing (dry runs are
+	// allowed: they change nothing).
+	RoleWatcher Role = "watcher"
+)
 
 // Welcome accepts a [Hello].
 type Welcome struct {
@@ -89,6 +105,9 @@ type Welcome struct {
 	Agent      string `json:"agent"` // e.g. "ha-agent/0.1"
 	Node       string `json:"node"`
 	Deployment string `json:"deployment"`
+	// Role is what this session may do, so a console can offer only the
+	// actions that will be accepted.
+	Role Role `json:"role,omitempty"`
 }
 
 // StatusRequest asks for a snapshot. With Node set, the agent asks that

@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +60,8 @@ type Node struct {
 	Dir string
 	// Gossip is added to the [gossip] table (timings).
 	Gossip string
+	// Socket is added to the [socket] table (group, operators).
+	Socket string
 	// Extra is appended to the file: feature sections.
 	Extra string
 }
@@ -91,16 +96,20 @@ func Render(n Node) string {
 	if gossip != "" && !strings.HasSuffix(gossip, "\n") {
 		gossip += "\n"
 	}
+	socket := n.Socket
+	if socket != "" && !strings.HasSuffix(socket, "\n") {
+		socket += "\n"
+	}
 	return fmt.Sprintf(`%sstate_dir = %q
 [socket]
 path = %q
-[gossip]
+%s[gossip]
 bind = "%s:7946"
 keys = [%q]
 join = [%s]
 %s[peer]
 timeout = %q
-%s`, head.String(), filepath.Join(n.Dir, "state"), Socket(n.Dir), n.IP, n.Key, Quote(n.Join), gossip, n.PeerTimeout, n.Extra)
+%s`, head.String(), filepath.Join(n.Dir, "state"), Socket(n.Dir), socket, n.IP, n.Key, Quote(n.Join), gossip, n.PeerTimeout, n.Extra)
 }
 
 // Config writes n's configuration file into its directory (a temporary
@@ -174,4 +183,59 @@ func BuildAgent(dir string) (string, error) {
 		return "", fmt.Errorf("building ha-agent: %w\n%s", err, out)
 	}
 	return bin, nil
+}
+
+// Test users that .ci/run creates for the socket's roles: WatchUser is in
+// WatchGroup only (may open the socket), OperatorUser is in WatchGroup and
+// OperatorGroup (may act).
+const (
+	WatchGroup    = "hatui-view"
+	OperatorGroup = "hatui-ops"
+	WatchUser     = "hatui-watch"
+	OperatorUser  = "hatui-op"
+)
+
+// RequireUser returns the credentials of a test user, skipping the test
+// when the user does not exist (failing under CI=true, where .ci/run has
+// made it).
+func RequireUser(t testing.TB, name string) *syscall.Credential {
+	t.Helper()
+	u, err := user.Lookup(name)
+	if err == nil && os.Geteuid() != 0 {
+		err = fmt.Errorf("acting as %s needs root", name)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("test user %s needed (.ci/run creates it): %v", name, err)
+		}
+		t.Skipf("test user %s needed (.ci/run creates it): %v", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cred := &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	ids, err := u.GroupIds()
+	if err != nil {
+		t.Fatalf("groups of %s: %v", name, err)
+	}
+	for _, g := range ids {
+		n, _ := strconv.Atoi(g)
+		cred.Groups = append(cred.Groups, uint32(n))
+	}
+	return cred
+}
+
+// OpenTo makes dir and its parents up to the root reachable (o+x) and the
+// socket's directory listable, so that a test user can reach a socket in a
+// test's temporary directory.
+func OpenTo(t testing.TB, dir string) {
+	t.Helper()
+	for d := dir; d != "/" && d != "."; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, fi.Mode().Perm()|0o011); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -60,6 +60,11 @@ type Socket struct {
 	// Group owns the socket; its members may use hatui on this node.
 	// Empty keeps the agent's own group.
 	Group string `toml:"group"`
+	// Operators are the groups whose members may act (standby, switch
+	// over, confirm a geo failover...); everyone else who can open the
+	// socket may only watch. Root always may act. Empty: everyone who can
+	// open the socket may act.
+	Operators []string `toml:"operators"`
 }
 
 // Gossip configures the local Serf pool.

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -34,9 +35,19 @@ type Caller struct {
 	User string
 	// Forwarded names the agent that relayed the request, "" if direct.
 	Forwarded string
-	// Transport is "unix", "peer" or "pipe".
+	// Transport is "unix", "peer", "pipe" or "internal".
 	Transport string
+	// Role is what the caller may do: from its Unix groups on the socket,
+	// from the relaying agent's word on the peer channel. Empty means an
+	// operator (the agent itself, the in-process demo).
+	Role protocol.Role
+	// Needs names the groups whose members may act, for a watcher's
+	// refusal.
+	Needs []string
 }
+
+// MayAct says whether the caller may change anything.
+func (c Caller) MayAct() bool { return c.Role != protocol.RoleWatcher }
 
 // Job carries out an accepted action. It reports steps through progress
 // and returns how it ended.
@@ -67,11 +78,56 @@ type Server struct {
 	b      Backend
 	logger *log.Logger
 
-	mu     sync.Mutex
-	lns    []net.Listener
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu        sync.Mutex
+	lns       []net.Listener
+	conns     map[net.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+	operators []string // socket.operators: group names
+	opGIDs    []string // their group ids
+}
+
+// SetOperators says which Unix groups may act through the socket. Root
+// always may; with no groups, everyone who can open the socket may (the
+// socket's mode and group decide who can watch). A group that does not
+// exist is an error: a typo must not silently lock every operator out.
+func (s *Server) SetOperators(groups []string) error {
+	var gids []string
+	for _, name := range groups {
+		g, err := user.LookupGroup(name)
+		if err != nil {
+			return fmt.Errorf("looking up operators group %q (create it with groupadd, or fix socket.operators): %w", name, err)
+		}
+		gids = append(gids, g.Gid)
+	}
+	s.mu.Lock()
+	s.operators, s.opGIDs = slices.Clone(groups), gids
+	s.mu.Unlock()
+	return nil
+}
+
+// roleOf decides what the user with uid may do on the socket.
+func (s *Server) roleOf(uid int) protocol.Role {
+	s.mu.Lock()
+	gids := s.opGIDs
+	s.mu.Unlock()
+	if uid == 0 || len(gids) == 0 {
+		return protocol.RoleOperator
+	}
+	u, err := user.LookupId(strconv.Itoa(uid))
+	if err != nil {
+		return protocol.RoleWatcher
+	}
+	have, err := u.GroupIds()
+	if err != nil {
+		return protocol.RoleWatcher
+	}
+	for _, g := range have {
+		if slices.Contains(gids, g) {
+			return protocol.RoleOperator
+		}
+	}
+	return protocol.RoleWatcher
 }
 
 // New returns a server for b. logger may be nil.
@@ -133,31 +189,40 @@ func (s *Server) Serve(ln net.Listener, transport string) {
 		if err != nil {
 			return
 		}
-		go s.ServeConn(c, Caller{User: peerUser(c), Transport: transport})
+		go s.ServeConn(c, s.unixCaller(c, transport))
 	}
 }
 
-// peerUser names the OS user on the other end of a Unix socket.
-func peerUser(c net.Conn) string {
+// unixCaller says who is on the other end of a Unix socket, from the
+// kernel (SO_PEERCRED), never from what the client claims. Through the
+// node's sshd that is the SSH login user: sshd's session process opens
+// the socket as that user.
+func (s *Server) unixCaller(c net.Conn, transport string) Caller {
+	s.mu.Lock()
+	needs := slices.Clone(s.operators)
+	s.mu.Unlock()
+	caller := Caller{Transport: transport, Role: protocol.RoleWatcher, Needs: needs}
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
-		return ""
+		return caller
 	}
 	raw, err := uc.SyscallConn()
 	if err != nil {
-		return ""
+		return caller
 	}
 	var cred *unix.Ucred
 	raw.Control(func(fd uintptr) {
 		cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 	})
 	if cred == nil {
-		return ""
+		return caller
 	}
+	caller.User = "uid " + strconv.Itoa(int(cred.Uid))
 	if u, err := user.LookupId(strconv.Itoa(int(cred.Uid))); err == nil {
-		return u.Username
+		caller.User = u.Username
 	}
-	return "uid " + strconv.Itoa(int(cred.Uid))
+	caller.Role = s.roleOf(int(cred.Uid))
+	return caller
 }
 
 // Close stops every listener and connection and waits for handlers.
@@ -331,11 +396,20 @@ func (ss *session) onHello(env protocol.Envelope) bool {
 	}
 	if ss.caller.Transport == "peer" {
 		ss.caller.Forwarded = h.Forwarded
+		// The relaying agent holds the deployment key and decided what
+		// its user may do from that user's groups on its own node.
+		if h.Role != "" {
+			ss.caller.Role = h.Role
+		}
+	}
+	role := ss.caller.Role
+	if role == "" {
+		role = protocol.RoleOperator
 	}
 	ss.mu.Unlock()
 	node, dep := ss.s.b.Identity()
 	ss.w.Send(protocol.TypeWelcome, env.ID, protocol.Welcome{
-		Version: v, Agent: "ha-agent/" + AgentVersion, Node: node, Deployment: dep,
+		Version: v, Agent: "ha-agent/" + AgentVersion, Node: node, Deployment: dep, Role: role,
 	})
 	return true
 }

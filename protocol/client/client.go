@@ -36,6 +36,8 @@ type Options struct {
 	Client    string // e.g. "hatui/0.1"
 	User      string // who is asking, for the agent's audit log
 	Forwarded string // set by an agent relaying for a client
+	// Role is what a relaying agent granted the user (peers only).
+	Role protocol.Role
 }
 
 // Conn is one protocol session with an agent. Its methods are safe for
@@ -84,7 +86,7 @@ func Handshake(ctx context.Context, nc net.Conn, opts Options) (*Conn, error) {
 	defer stop()
 	r := protocol.NewReader(nc)
 	if err := c.w.Send(protocol.TypeHello, 0, protocol.Hello{
-		Versions: protocol.SupportedVersions, Client: opts.Client, User: opts.User, Forwarded: opts.Forwarded,
+		Versions: protocol.SupportedVersions, Client: opts.Client, User: opts.User, Forwarded: opts.Forwarded, Role: opts.Role,
 	}); err != nil {
 		return nil, fmt.Errorf("sending hello: %w", err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/agenttest"
 	"github.com/hatui/hatui/console/sshdial/sshtest"
 	"github.com/hatui/hatui/demo"
 	"github.com/hatui/hatui/protocol"
@@ -168,5 +170,57 @@ func TestExecJSONErrorShape(t *testing.T) {
 	}
 	if got.OK || got.Error == nil || got.Error.Code != protocol.CodeUnknownNode || got.Error.Hint == "" {
 		t.Fatalf("JSON error = %+v", got)
+	}
+}
+
+// TestWatcherThroughRealSSH: through the node's own sshd, the socket sees
+// the SSH login user (sshd opens it as that user), so a member of the
+// watch group only reads status but every action is refused as
+// unauthorized (exit 2), and the refusal is audited; an operator acts.
+func TestWatcherThroughRealSSH(t *testing.T) {
+	sshtest.Require(t)
+	agenttest.RequireUser(t, agenttest.WatchUser)
+	agenttest.RequireUser(t, agenttest.OperatorUser)
+	dir := t.TempDir()
+	agenttest.OpenTo(t, dir)
+	cfg := agenttest.Config(t, agenttest.Node{Name: "nodea", IP: "127.0.31.1", Dir: dir,
+		Socket: fmt.Sprintf("group = %q\noperators = [%q]", agenttest.WatchGroup, agenttest.OperatorGroup)})
+	a, err := agent.New(cfg, agent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Kill() })
+
+	srv := sshtest.Start(t, sshtest.Config{})
+	// sshd reads authorized_keys as the login user.
+	agenttest.OpenTo(t, srv.Dir)
+	if err := os.Chmod(filepath.Join(srv.Dir, "authorized_keys"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	known := sshtest.KnownHostsFile(t, false, srv)
+	common := []string{"-i", srv.UserKeyPath, "--ssh-config", os.DevNull, "--socket", cfg.Socket.Path, "--known-hosts", known}
+	as := func(user string, args ...string) (string, string, int) {
+		t.Helper()
+		return runHatui(t, append(append(common, args...), user+"@"+srv.Addr)...)
+	}
+
+	out, errs, code := as(agenttest.WatchUser, "--exec", "status", "--json")
+	if code != 0 || !strings.Contains(out, `"nodea"`) {
+		t.Fatalf("watcher's status through sshd: exit %d, out %q, err %q", code, out, errs)
+	}
+	out, errs, code = as(agenttest.WatchUser, "--exec", "standby nodea")
+	if code != 2 || !strings.Contains(out+errs, "may watch but not act") || !strings.Contains(out+errs, agenttest.OperatorGroup) {
+		t.Fatalf("watcher's standby through sshd: exit %d, out %q, err %q; want exit 2, unauthorized naming %s", code, out, errs, agenttest.OperatorGroup)
+	}
+	out, errs, code = as(agenttest.OperatorUser, "--exec", "standby nodea")
+	if code != 0 || !strings.Contains(out, "nodea is in standby") {
+		t.Fatalf("operator's standby through sshd: exit %d, out %q, err %q", code, out, errs)
+	}
+	log, err := os.ReadFile(filepath.Join(cfg.StateDir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), `"user":"`+agenttest.WatchUser+`"`) || !strings.Contains(string(log), `"result":"refused"`) {
+		t.Fatalf("the watcher's refusal is not in the audit log:\n%s", log)
 	}
 }
