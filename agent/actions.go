@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hatui/hatui/agent/audit"
+	"github.com/hatui/hatui/agent/history"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/protocol"
 )
@@ -171,13 +172,55 @@ func (a *Agent) setFlags(act protocol.Action, c localapi.Caller, change func(*Fl
 }
 
 func (a *Agent) audited(act protocol.Action, c localapi.Caller, result, detail string) {
+	now := time.Now().UTC()
 	err := a.audit.Append(audit.Entry{
-		Time: time.Now().UTC(), Node: a.cfg.Node, User: c.User, Via: c.Forwarded,
+		Time: now, Node: a.cfg.Node, User: c.User, Via: c.Forwarded,
 		Action: act.String(), Result: result, Detail: detail,
 	})
 	if err != nil {
 		a.logger.Printf("audit log: %v", err)
 	}
+	// The audit entry is an event too, so that it is relayed to every
+	// agent and kept in each one's history: who did what is readable
+	// from any node, after any restart.
+	who := c.User
+	if who == "" {
+		who = "unknown user"
+	}
+	msg := fmt.Sprintf("%s: %s → %s", who, act.String(), result)
+	if detail != "" {
+		msg += " (" + detail + ")"
+	}
+	sev := protocol.SevInfo
+	if result != "ok" {
+		sev = protocol.SevWarning
+	}
+	a.record(protocol.Event{Time: now, Node: a.cfg.Node, Kind: "audit", Severity: sev, Message: msg, User: c.User, Result: result})
+}
+
+// maxHistory caps one history answer.
+const maxHistory = 5000
+
+// History implements localapi.Backend: the deployment's past events and
+// audit entries as this agent recorded them (its own and those its peers
+// reported to it), across restarts.
+func (a *Agent) History(ctx context.Context, req protocol.HistoryRequest, c localapi.Caller) (*protocol.History, error) {
+	limit := req.Limit
+	if limit <= 0 || limit > maxHistory {
+		limit = maxHistory
+	}
+	evs, err := a.hist.Query(history.Query{Since: req.Since, Node: req.Node, Limit: limit + 1})
+	if err != nil {
+		return nil, protocol.Errorf(protocol.CodeFailed, "check the state directory's disk and permissions", "%v", err)
+	}
+	h := &protocol.History{Events: evs}
+	if len(evs) > limit {
+		h.Events, h.Truncated = evs[1:], true
+	}
+	if h.Events == nil {
+		h.Events = []protocol.Event{}
+	}
+	return h, nil
 }
 
 // unauthorized refuses an action to a caller who may only watch, naming

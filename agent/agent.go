@@ -30,6 +30,7 @@ import (
 
 	"github.com/hatui/hatui/agent/audit"
 	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/history"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/agent/membership"
 	"github.com/hatui/hatui/agent/peer"
@@ -80,6 +81,7 @@ type Agent struct {
 	peerLn *peer.Server
 	dialer *peer.Dialer
 	audit  *audit.Log
+	hist   *history.Store
 	alerts *alert.Sender // nil without [alerts] targets
 	flags  *flagStore
 	events *eventLog
@@ -131,6 +133,9 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		return nil, err
 	}
 	if a.audit, err = audit.Open(filepath.Join(cfg.StateDir, "audit.log")); err != nil {
+		return nil, err
+	}
+	if a.hist, err = history.Open(filepath.Join(cfg.StateDir, "history"), 0); err != nil {
 		return nil, err
 	}
 	if cfg.Alerts.Configured() {
@@ -326,6 +331,9 @@ func (a *Agent) shutdown(leave bool) error {
 	if a.audit != nil {
 		errs = append(errs, a.audit.Close())
 	}
+	if a.hist != nil {
+		errs = append(errs, a.hist.Close())
+	}
 	return errors.Join(errs...)
 }
 
@@ -419,6 +427,9 @@ func (a *Agent) record(e protocol.Event) {
 		a.logger.Printf("%s %s %s: %s", e.Severity, e.Kind, e.Node, e.Message)
 	}
 	a.events.add(e)
+	if err := a.hist.Append(e); err != nil {
+		a.logger.Printf("history: %v (events are still shown live)", err)
+	}
 }
 
 // Identity implements localapi.Backend.

@@ -674,3 +674,54 @@ func TestHelperSocketClient(t *testing.T) {
 	b, _ := json.Marshal(out)
 	fmt.Printf("\nANSWER %s\n", b)
 }
+
+// TestHistoryHoldsPeersEntriesOnceAcrossRestarts: an action carried out by
+// another node's agent is in this agent's history (relayed from the peer's
+// report), with the user; a restart of this agent neither loses it nor
+// records the peer's entries a second time.
+func TestHistoryHoldsPeersEntriesOnceAcrossRestarts(t *testing.T) {
+	nodes := startCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	ca := connect(t, a)
+	agenttest.WaitFor(t, 10*time.Second, "both alive and followed", func() (bool, string) {
+		snap, err := ca.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return countAlive(snap) == 2 && len(a.a.peers.reports()) == 1, fmt.Sprintf("%d alive", countAlive(snap))
+	})
+	if _, err := ca.Do(context.Background(), protocol.Action{Verb: "standby", Args: []string{b.name}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	auditOf := func(h *protocol.History) []protocol.Event {
+		var out []protocol.Event
+		for _, e := range h.Events {
+			if e.Kind == "audit" && e.Node == b.name {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	agenttest.WaitFor(t, 10*time.Second, b.name+"'s audit entry in "+a.name+"'s history", func() (bool, string) {
+		h, err := ca.History(context.Background(), protocol.HistoryRequest{})
+		if err != nil {
+			return false, err.Error()
+		}
+		got := auditOf(h)
+		return len(got) == 1 && got[0].User != "" && strings.Contains(got[0].Message, "standby "+b.name), fmt.Sprintf("%+v", got)
+	})
+
+	a.a.Close()
+	a.start(t)
+	ca = connect(t, a)
+	agenttest.WaitFor(t, 10*time.Second, a.name+" to follow "+b.name+" again", func() (bool, string) {
+		return len(a.a.peers.reports()) == 1, "not yet"
+	})
+	h, err := ca.History(context.Background(), protocol.HistoryRequest{Node: b.name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := auditOf(h); len(got) != 1 {
+		t.Fatalf("after a restart %s's history holds %d copies of %s's audit entry, want 1: %+v", a.name, len(got), b.name, got)
+	}
+}

@@ -20,8 +20,9 @@ type peerReports struct {
 	mu       sync.Mutex
 	watchers map[string]*peerWatch
 	// relayed is, per peer, the time of the newest event relayed from it:
-	// it outlives reconnections, so that events a peer raised while its
-	// watch was being re-established are relayed once, not lost.
+	// it outlives reconnections (and, read back from the history, this
+	// agent's restarts), so that events a peer raised while its watch was
+	// being re-established are relayed once, not lost or doubled.
 	relayed map[string]time.Time
 	closed  bool
 }
@@ -33,7 +34,12 @@ type peerWatch struct {
 }
 
 func newPeerReports(a *Agent) *peerReports {
-	return &peerReports{a: a, watchers: map[string]*peerWatch{}, relayed: map[string]time.Time{}}
+	relayed, err := a.hist.Newest()
+	if err != nil {
+		a.logger.Printf("history: %v (events peers reported before this start may be recorded twice)", err)
+		relayed = map[string]time.Time{}
+	}
+	return &peerReports{a: a, watchers: map[string]*peerWatch{}, relayed: relayed}
 }
 
 // reconcile starts watches for live peers and drops those of peers that

@@ -3,6 +3,7 @@ package protocol
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // Version is the newest protocol version this package speaks.
@@ -31,6 +32,9 @@ const (
 	TypeProgress Type = "progress" // agent → client: a step of an accepted action
 	TypeResult   Type = "result"   // agent → client: how an accepted action ended
 	TypeError    Type = "error"    // agent → client: the request could not be handled
+	// TypeHistory asks for past events (a [HistoryRequest]); the agent
+	// answers with the same type and a [History] body.
+	TypeHistory Type = "history"
 )
 
 // Envelope is one line on the wire. Body holds the JSON of the message type's
@@ -131,6 +135,25 @@ const (
 	// view.
 	ScopeNode Scope = "node"
 )
+
+// HistoryRequest asks for the deployment's past events and audit entries,
+// as the answering agent recorded them (its own and those its peers
+// reported), kept across restarts within a bounded size.
+type HistoryRequest struct {
+	// Since keeps entries at or after this time; zero keeps all.
+	Since time.Time `json:"since,omitempty"`
+	// Node keeps the entries of one node.
+	Node string `json:"node,omitempty"`
+	// Limit keeps the newest Limit entries; the agent caps it.
+	Limit int `json:"limit,omitempty"`
+}
+
+// History answers a [HistoryRequest], oldest first.
+type History struct {
+	Events []Event `json:"events"`
+	// Truncated says the answer was cut to the limit: older entries exist.
+	Truncated bool `json:"truncated,omitempty"`
+}
 
 // WatchRequest is the body of a watch; it may be empty.
 type WatchRequest struct {

@@ -263,6 +263,10 @@ type Event struct {
 	// Relayed marks an event this agent learned from another agent's
 	// report, so it is never relayed back.
 	Relayed bool `json:"relayed,omitempty"`
+	// User and Result are set on audit entries (kind "audit"): who asked
+	// for the action and how it ended ("ok", "refused", "failed").
+	User   string `json:"user,omitempty"`
+	Result string `json:"result,omitempty"`
 }
 
 // FindNode returns the node with the given name and whether it exists.

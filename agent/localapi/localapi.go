@@ -67,6 +67,9 @@ type Backend interface {
 	Plan(ctx context.Context, a protocol.Action, c Caller) (Job, error)
 	// EventsSince returns the events after seq and the newest seq.
 	EventsSince(seq uint64) ([]protocol.Event, uint64)
+	// History answers a history request: the deployment's past events
+	// and audit entries as this agent recorded them.
+	History(ctx context.Context, req protocol.HistoryRequest, c Caller) (*protocol.History, error)
 	// Subscribe returns a channel that receives a value after each change,
 	// and a function that ends the subscription. Sends never block: a
 	// slow watcher sees several changes folded into one.
@@ -349,6 +352,20 @@ func (ss *session) dispatch(env protocol.Envelope) bool {
 			delete(ss.watchs, env.ID)
 		}
 		ss.mu.Unlock()
+	case protocol.TypeHistory:
+		var req protocol.HistoryRequest
+		if err := env.Decode(&req); err != nil {
+			ss.sendErr(env.ID, err)
+			return true
+		}
+		ss.goRun(func() {
+			h, err := ss.s.b.History(ss.ctx, req, ss.caller)
+			if err != nil {
+				ss.sendErr(env.ID, err)
+				return
+			}
+			ss.w.Send(protocol.TypeHistory, env.ID, h)
+		})
 	case protocol.TypeAction:
 		var a protocol.Action
 		if err := env.Decode(&a); err != nil {
@@ -358,7 +375,7 @@ func (ss *session) dispatch(env protocol.Envelope) bool {
 		ss.goRun(func() { ss.act(env.ID, a) })
 	default:
 		ss.sendErr(env.ID, protocol.Errorf(protocol.CodeUnknownType,
-			"requests are hello, status, watch, unwatch and action",
+			"requests are hello, status, watch, unwatch, history and action",
 			"unknown message type %q", env.Type))
 	}
 	return true

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -49,6 +50,8 @@ type Runner struct {
 	Err    io.Writer // progress and errors in text mode
 	Do     func(ctx context.Context, a protocol.Action, progress func(protocol.Progress)) (protocol.Result, error)
 	Status func(ctx context.Context, node string) (*protocol.Snapshot, error)
+	// History asks the agent for past events; nil when the console cannot.
+	History func(ctx context.Context, req protocol.HistoryRequest) (*protocol.History, error)
 }
 
 // errorJSON is the stable JSON shape of a failure.
@@ -81,6 +84,8 @@ func (r *Runner) Run(ctx context.Context, line string) int {
 		}
 		WriteStatus(r.Out, snap)
 		return ExitOK
+	case "history":
+		return r.history(ctx, cmd.Values)
 	}
 	if cmd.Irreversible() && !r.Yes {
 		return r.Fail(protocol.Errorf(protocol.CodeRefused,
@@ -110,6 +115,80 @@ func (r *Runner) Run(ctx context.Context, line string) int {
 	}
 	fmt.Fprintln(r.Out, res.Message)
 	return ExitOK
+}
+
+// history runs the history verb.
+func (r *Runner) history(ctx context.Context, values map[string]string) int {
+	req, err := HistoryRequest(values, time.Now())
+	if err != nil {
+		return r.Fail(err)
+	}
+	if r.History == nil {
+		return r.Fail(protocol.Errorf(protocol.CodeRefused, "ask an agent directly", "this console cannot ask for history"))
+	}
+	h, err := r.History(ctx, req)
+	if err != nil {
+		return r.Fail(err)
+	}
+	if r.JSON {
+		return r.json(h)
+	}
+	WriteHistory(r.Out, h)
+	return ExitOK
+}
+
+// HistoryRequest builds a history request from the verb's value flags:
+// --since takes a duration back from now ("90m", "2h", "3d"), --node a
+// node, --limit a count.
+func HistoryRequest(values map[string]string, now time.Time) (protocol.HistoryRequest, error) {
+	var req protocol.HistoryRequest
+	if v, ok := values["--since"]; ok {
+		d, err := parseAge(v)
+		if err != nil {
+			return req, protocol.Errorf(protocol.CodeUsage, "a duration such as 30m, 2h or 3d", "--since %q: %v", v, err)
+		}
+		req.Since = now.Add(-d)
+	}
+	req.Node = values["--node"]
+	if v, ok := values["--limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return req, protocol.Errorf(protocol.CodeUsage, "a positive whole number such as 100", "--limit %q is not a count", v)
+		}
+		req.Limit = n
+	}
+	return req, nil
+}
+
+// parseAge is time.ParseDuration that also takes days ("3d").
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("not a number of days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("negative")
+	}
+	return d, err
+}
+
+// WriteHistory prints history entries one per line: time, node, severity,
+// and the message (audit entries say who did what and how it ended).
+func WriteHistory(w io.Writer, h *protocol.History) {
+	if h.Truncated {
+		fmt.Fprintln(w, "(older entries left out: narrow with --since or --node, or raise --limit)")
+	}
+	if len(h.Events) == 0 {
+		fmt.Fprintln(w, "no entries")
+		return
+	}
+	for _, e := range h.Events {
+		fmt.Fprintf(w, "%s  %-12s %-8s %-8s %s\n", e.Time.Local().Format("2006-01-02 15:04:05"), e.Node, e.Severity, e.Kind, e.Message)
+	}
 }
 
 func (r *Runner) json(v any) int {

@@ -480,6 +480,9 @@ func (m *Model) dispatch(c verb.Command) tea.Cmd {
 	case "status":
 		m.statusOf(c.Action.Args)
 		return nil
+	case "history":
+		m.tell(levelInfo, "history is not shown on this screen yet: run hatui --exec 'history --since 1h' for it")
+		return nil
 	}
 	if err := m.check(c); err != nil {
 		m.tellErr(err)

@@ -70,7 +70,9 @@ type Verb struct {
 	Name string
 	// Args are the operands, in order.
 	Args []Arg
-	// Flags are the "--" options the verb accepts; today only "--dry-run".
+	// Flags are the "--" options the verb accepts: "--dry-run", or with a
+	// value named after a space, "--since DURATION" (typed "--since 1h" or
+	// "--since=1h").
 	Flags []string
 	// Help is the one-line description shown in help and usage errors.
 	Help string
@@ -135,6 +137,7 @@ var (
 var all = []Verb{
 	{Name: "help", Args: []Arg{optVerb}, Help: "list the verbs, or explain one", Local: true},
 	{Name: "status", Args: []Arg{optNode}, Help: "show the deployment, or one node as its own agent sees it", Local: true},
+	{Name: "history", Flags: []string{"--since DURATION", "--node NODE", "--limit N"}, Help: "what happened and who did what, kept across restarts: --since 1h, --node NODE, --limit N", Local: true},
 
 	{Name: "standby", Args: []Arg{node}, Help: "put a node in standby: its service groups move to another node", Changes: true, Dangerous: true},
 	{Name: "online", Args: []Arg{node}, Help: "take a node out of standby so it may run service groups again", Changes: true, Dangerous: true},
@@ -168,6 +171,19 @@ var all = []Verb{
 	{Name: "demo cut", Args: []Arg{site}, Help: "demo: cut a site off the network", Changes: true, Demo: true},
 	{Name: "demo heal", Args: []Arg{site}, Help: "demo: reconnect a site that was cut off", Changes: true, Demo: true},
 }
+
+// valueFlags are the flags of the table that take a value.
+var valueFlags = func() map[string]bool {
+	m := map[string]bool{}
+	for _, v := range all {
+		for _, f := range v.Flags {
+			if name, _, ok := strings.Cut(f, " "); ok {
+				m[name] = true
+			}
+		}
+	}
+	return m
+}()
 
 // Options select the table a caller sees.
 type Options struct {
@@ -217,6 +233,8 @@ func (t *Table) ReadOnly() bool { return t.opts.ReadOnly }
 type Command struct {
 	Verb   *Verb
 	Action protocol.Action
+	// Values holds the value flags given ("--since" → "1h").
+	Values map[string]string
 }
 
 // Changes reports whether running the command alters the deployment. A
@@ -265,12 +283,25 @@ func (t *Table) Parse(line string) (Command, error) {
 		rest = []string{strings.Join(rest, " ")} // "help geo confirm"
 	}
 	a := protocol.Action{Verb: v.Name}
+	values := map[string]string{}
 	for _, f := range flags {
-		if !slices.Contains(v.Flags, f) {
-			return Command{}, t.usage(v, "%s does not take %s", v.Name, f)
+		name, val, hasVal := strings.Cut(f, "=")
+		i := slices.IndexFunc(v.Flags, func(x string) bool { n, _, _ := strings.Cut(x, " "); return n == name })
+		if i < 0 {
+			return Command{}, t.usage(v, "%s does not take %s", v.Name, name)
 		}
-		if f == dryRun {
+		_, what, takesVal := strings.Cut(v.Flags[i], " ")
+		switch {
+		case takesVal && (!hasVal || val == ""):
+			return Command{}, t.usage(v, "%s needs a value (%s)", name, what)
+		case !takesVal && hasVal:
+			return Command{}, t.usage(v, "%s takes no value", name)
+		}
+		if name == dryRun {
 			a.DryRun = true
+		}
+		if takesVal {
+			values[name] = val
 		}
 	}
 	if len(rest) < v.RequiredArgs() {
@@ -292,7 +323,7 @@ func (t *Table) Parse(line string) (Command, error) {
 		}
 	}
 	a.Args = rest
-	cmd := Command{Verb: v, Action: a}
+	cmd := Command{Verb: v, Action: a, Values: values}
 	if t.opts.ReadOnly && cmd.Changes() {
 		return Command{}, &protocol.Error{Code: protocol.CodeRefused,
 			Message: fmt.Sprintf("read-only mode: %q changes the deployment", v.Name),
@@ -398,7 +429,8 @@ func split(line string) (words, flags []string, err error) {
 		return nil, nil, &protocol.Error{Code: protocol.CodeUsage,
 			Message: "the command line is not valid UTF-8", Hint: "retype the command"}
 	}
-	for _, f := range strings.Fields(line) {
+	fields := strings.Fields(line)
+	for _, f := range fields {
 		for _, r := range f {
 			if unicode.IsControl(r) || !unicode.IsPrint(r) {
 				return nil, nil, &protocol.Error{Code: protocol.CodeUsage,
@@ -411,7 +443,15 @@ func split(line string) (words, flags []string, err error) {
 				Message: fmt.Sprintf("the word %q… is longer than %d bytes", string([]rune(f)[:16]), maxWord),
 				Hint:    "node, site and resource names are short words"}
 		}
+	}
+	for i := 0; i < len(fields); i++ {
+		f := fields[i]
 		if strings.HasPrefix(f, "--") && len(f) > 2 {
+			// A value flag takes the next word: "--since 1h".
+			if valueFlags[f] && i+1 < len(fields) && !strings.HasPrefix(fields[i+1], "--") {
+				i++
+				f += "=" + fields[i]
+			}
 			flags = append(flags, f)
 			continue
 		}

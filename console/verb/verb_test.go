@@ -2,6 +2,7 @@ package verb
 
 import (
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -223,4 +224,39 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) is irreversible without a target to type", line)
 		}
 	})
+}
+
+func TestValueFlags(t *testing.T) {
+	tab := New(Options{})
+	tests := []struct {
+		line   string
+		values map[string]string
+		inErr  string
+	}{
+		{line: "history", values: map[string]string{}},
+		{line: "history --since 1h --node pbx-a2", values: map[string]string{"--since": "1h", "--node": "pbx-a2"}},
+		{line: "history --since=30m --limit 5", values: map[string]string{"--since": "30m", "--limit": "5"}},
+		{line: "history --since", inErr: "--since needs a value (DURATION)"},
+		{line: "history --since --node a", inErr: "--since needs a value"},
+		{line: "history --dry-run", inErr: "history does not take --dry-run"},
+		{line: "cluster disable pbx-a --dry-run=yes", inErr: "--dry-run takes no value"},
+		{line: "history pbx-a2", inErr: "history takes no operands"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.line, func(t *testing.T) {
+			cmd, err := tab.Parse(tt.line)
+			if tt.inErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.inErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.inErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(cmd.Values, tt.values) {
+				t.Fatalf("values %v, want %v", cmd.Values, tt.values)
+			}
+		})
+	}
 }

@@ -220,6 +220,30 @@ func (c *Conn) StatusRequest(ctx context.Context, req protocol.StatusRequest) (*
 	return decodeSnapshot(env)
 }
 
+// History asks for the deployment's past events and audit entries.
+func (c *Conn) History(ctx context.Context, req protocol.HistoryRequest) (*protocol.History, error) {
+	id, ch, err := c.request(protocol.TypeHistory, req, 1)
+	if err != nil {
+		return nil, err
+	}
+	defer c.forget(id)
+	env, err := c.next(ctx, ch)
+	if err != nil {
+		return nil, err
+	}
+	switch env.Type {
+	case protocol.TypeHistory:
+		var h protocol.History
+		if err := env.Decode(&h); err != nil {
+			return nil, err
+		}
+		return &h, nil
+	case protocol.TypeError:
+		return nil, decodeError(env)
+	}
+	return nil, fmt.Errorf("expected a history from agent, got %q", env.Type)
+}
+
 func decodeSnapshot(env protocol.Envelope) (*protocol.Snapshot, error) {
 	switch env.Type {
 	case protocol.TypeSnapshot:

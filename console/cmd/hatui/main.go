@@ -267,13 +267,14 @@ func runExec(ctx context.Context, f *flags, c *conn) int {
 	}
 	defer ac.Close()
 	r := &cli.Runner{
-		Table:  verb.New(verb.Options{Demo: c.demo != nil, ReadOnly: f.readOnly}),
-		JSON:   f.json,
-		Yes:    f.yes,
-		Out:    os.Stdout,
-		Err:    os.Stderr,
-		Do:     backend{demo: c.demo, do: ac.Do}.Do,
-		Status: ac.Status,
+		Table:   verb.New(verb.Options{Demo: c.demo != nil, ReadOnly: f.readOnly}),
+		JSON:    f.json,
+		Yes:     f.yes,
+		Out:     os.Stdout,
+		Err:     os.Stderr,
+		Do:      backend{demo: c.demo, do: ac.Do}.Do,
+		Status:  ac.Status,
+		History: ac.History,
 	}
 	return r.Run(ctx, f.exec)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -223,4 +224,67 @@ func TestWatcherThroughRealSSH(t *testing.T) {
 	if !strings.Contains(string(log), `"user":"`+agenttest.WatchUser+`"`) || !strings.Contains(string(log), `"result":"refused"`) {
 		t.Fatalf("the watcher's refusal is not in the audit log:\n%s", log)
 	}
+}
+
+// TestExecHistoryAfterRestart: the actions just taken come back from
+// `--exec history`, with the user who took them, after the agent
+// restarted.
+func TestExecHistoryAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := agenttest.Config(t, agenttest.Node{Name: "nodea", IP: "127.0.31.2", Dir: dir})
+	a, err := agent.New(cfg, agent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := []string{"--socket", cfg.Socket.Path}
+	if out, errs, code := runHatui(t, append(sock, "--exec", "standby nodea")...); code != 0 {
+		t.Fatalf("standby: exit %d, out %q, err %q", code, out, errs)
+	}
+	if out, errs, code := runHatui(t, append(sock, "--exec", "online nodea")...); code != 0 {
+		t.Fatalf("online: exit %d, out %q, err %q", code, out, errs)
+	}
+	a.Close()
+	a, err = agent.New(cfg, agent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Kill() })
+
+	out, errs, code := runHatui(t, append(sock, "--exec", "history --since 1h", "--json")...)
+	if code != 0 {
+		t.Fatalf("history: exit %d, err %q", code, errs)
+	}
+	var h protocol.History
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		t.Fatalf("history JSON: %v\n%s", err, out)
+	}
+	me := currentUser(t)
+	var audits []string
+	for _, e := range h.Events {
+		if e.Kind == "audit" {
+			if e.User != me || e.Result != "ok" || e.Node != "nodea" {
+				t.Errorf("audit entry %+v: want user %s, result ok, node nodea", e, me)
+			}
+			audits = append(audits, e.Message)
+		}
+	}
+	if len(audits) != 2 || !strings.Contains(audits[0], "standby nodea") || !strings.Contains(audits[1], "online nodea") {
+		t.Fatalf("audit entries after restart: %q, want the standby then the online", audits)
+	}
+	out, _, code = runHatui(t, append(sock, "--exec", "history --node nodea --limit 50")...)
+	if code != 0 || !strings.Contains(out, me+": standby nodea → ok") {
+		t.Fatalf("plain history: exit %d:\n%s", code, out)
+	}
+	if _, errs, code := runHatui(t, append(sock, "--exec", "history --since yesterday")...); code != 2 || !strings.Contains(errs, "a duration such as") {
+		t.Fatalf("a bad --since: exit %d, err %q; want exit 2 with the form", code, errs)
+	}
+}
+
+func currentUser(t *testing.T) string {
+	t.Helper()
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }
