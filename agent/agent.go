@@ -33,6 +33,7 @@ import (
 	"github.com/hatui/hatui/agent/history"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/agent/membership"
+	"github.com/hatui/hatui/agent/metrics"
 	"github.com/hatui/hatui/agent/peer"
 	"github.com/hatui/hatui/protocol"
 )
@@ -76,17 +77,18 @@ type Agent struct {
 	slog   *slog.Logger // the same log for features that use slog
 	keys   [][]byte
 
-	pool   *membership.Pool // set once in New; see poolReady
-	api    *localapi.Server
-	peerLn *peer.Server
-	dialer *peer.Dialer
-	audit  *audit.Log
-	hist   *history.Store
-	alerts *alert.Sender // nil without [alerts] targets
-	flags  *flagStore
-	events *eventLog
-	peers  *peerReports
-	join   *joiner // nil until the pool is up
+	pool    *membership.Pool // set once in New; see poolReady
+	api     *localapi.Server
+	peerLn  *peer.Server
+	dialer  *peer.Dialer
+	audit   *audit.Log
+	hist    *history.Store
+	metrics *metrics.Server // nil unless [metrics] enabled
+	alerts  *alert.Sender   // nil without [alerts] targets
+	flags   *flagStore
+	events  *eventLog
+	peers   *peerReports
+	join    *joiner // nil until the pool is up
 
 	// fmu guards features and verbs: peers may ask for a report while
 	// features are still starting.
@@ -213,6 +215,11 @@ func New(cfg *config.Config, o Options) (a *Agent, err error) {
 		}
 	}
 
+	if cfg.Metrics.Enabled {
+		if a.metrics, err = metrics.Serve(cfg.Metrics.Listen, cfg.Node, localapi.AgentVersion, a.Deployment); err != nil {
+			return nil, err
+		}
+	}
 	if !o.NoSocket {
 		ln, err := localapi.ListenUnix(cfg.Socket.Path, cfg.Socket.Group)
 		if err != nil {
@@ -313,6 +320,9 @@ func (a *Agent) shutdown(leave bool) error {
 	}
 	if leave {
 		closeNet()
+	}
+	if a.metrics != nil {
+		errs = append(errs, a.metrics.Close())
 	}
 	if a.api != nil {
 		a.api.Close()

@@ -107,6 +107,14 @@ func (a *Agent) Record(e protocol.Event) { a.record(e) }
 // Changed implements Host.
 func (a *Agent) Changed() { a.events.notify() }
 
+// MetricsAddr is where the agent serves Prometheus metrics, "" when off.
+func (a *Agent) MetricsAddr() string {
+	if a.metrics == nil {
+		return ""
+	}
+	return a.metrics.Addr()
+}
+
 // Deployment implements Host.
 func (a *Agent) Deployment() *protocol.Snapshot { return a.Snapshot(protocol.ScopeDeployment) }
 

@@ -44,6 +44,8 @@ type Config struct {
 	Failover Failover `toml:"failover"`
 	// Alerts says where alerts (geo failovers, fencing) are sent.
 	Alerts Alerts `toml:"alerts"`
+	// Metrics serves the deployment's state to Prometheus.
+	Metrics Metrics `toml:"metrics"`
 
 	// Database configures this node's PostgreSQL instance (see database.go).
 	Database Database `toml:"database"`
@@ -65,6 +67,14 @@ type Socket struct {
 	// socket may only watch. Root always may act. Empty: everyone who can
 	// open the socket may act.
 	Operators []string `toml:"operators"`
+}
+
+// Metrics configures the Prometheus endpoint. It is off unless enabled,
+// and listens on localhost unless Listen says otherwise.
+type Metrics struct {
+	Enabled bool `toml:"enabled"`
+	// Listen is host:port; "127.0.0.1:9464" when empty.
+	Listen string `toml:"listen"`
 }
 
 // Gossip configures the local Serf pool.
@@ -300,6 +310,14 @@ func (c *Config) Validate() error {
 	if c.Peer.Advertise != "" {
 		if err := checkHostPort(c.Peer.Advertise); err != nil {
 			return bad("peer.advertise", err.Error(), "host:port such as 10.0.0.1:7947")
+		}
+	}
+	if c.Metrics.Listen != "" {
+		if !c.Metrics.Enabled {
+			return bad("metrics.listen", "set while metrics.enabled is false", "enabled = true to serve metrics, or no listen key")
+		}
+		if err := checkHostPort(c.Metrics.Listen); err != nil {
+			return bad("metrics.listen", err.Error(), "host:port such as 127.0.0.1:9464")
 		}
 	}
 	if err := c.Geo.validate(c); err != nil {

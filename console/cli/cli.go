@@ -86,6 +86,18 @@ func (r *Runner) Run(ctx context.Context, line string) int {
 		return ExitOK
 	case "history":
 		return r.history(ctx, cmd.Values)
+	case "check":
+		snap, err := r.Status(ctx, "")
+		if err != nil {
+			return CheckUnreachable(r.Out, err)
+		}
+		res := Check(snap)
+		if r.JSON {
+			r.json(res)
+		} else {
+			fmt.Fprintln(r.Out, res.Line())
+		}
+		return res.Code
 	}
 	if cmd.Irreversible() && !r.Yes {
 		return r.Fail(protocol.Errorf(protocol.CodeRefused,

@@ -137,6 +137,7 @@ var (
 var all = []Verb{
 	{Name: "help", Args: []Arg{optVerb}, Help: "list the verbs, or explain one", Local: true},
 	{Name: "status", Args: []Arg{optNode}, Help: "show the deployment, or one node as its own agent sees it", Local: true},
+	{Name: "check", Help: "one status line for monitoring (Nagios/Icinga plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN) with perfdata", Local: true},
 	{Name: "history", Flags: []string{"--since DURATION", "--node NODE", "--limit N"}, Help: "what happened and who did what, kept across restarts: --since 1h, --node NODE, --limit N", Local: true},
 
 	{Name: "standby", Args: []Arg{node}, Help: "put a node in standby: its service groups move to another node", Changes: true, Dangerous: true},

@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -262,6 +263,10 @@ func runExec(ctx context.Context, f *flags, c *conn) int {
 	}
 	ac, err := client.Connect(ctx, c.dial, client.Options{Client: "hatui/" + version, User: who()})
 	if err != nil {
+		if w := strings.Fields(f.exec); len(w) > 0 && w[0] == "check" {
+			// A monitoring system wants its UNKNOWN line, not an error.
+			return cli.CheckUnreachable(os.Stdout, fmt.Errorf("reaching %s: %w", c.entry, err))
+		}
 		r := &cli.Runner{JSON: f.json, Out: os.Stdout, Err: os.Stderr}
 		return r.Fail(fmt.Errorf("reaching %s: %w", c.entry, err))
 	}

@@ -288,3 +288,60 @@ func currentUser(t *testing.T) string {
 	}
 	return u.Username
 }
+
+// TestExecCheckExitCodes: `--exec check` speaks the monitoring-plugin
+// conventions against real agents: OK for three healthy nodes, WARNING
+// with one in standby, CRITICAL while a geo failover is pending (the demo
+// with site a cut off), UNKNOWN with no agent; one status line with
+// perfdata each time.
+func TestExecCheckExitCodes(t *testing.T) {
+	var socks []string
+	var first string
+	for i, name := range []string{"n1", "n2", "n3"} {
+		ip := fmt.Sprintf("127.0.31.%d", 10+i)
+		var join []string
+		if first != "" {
+			join = []string{first}
+		}
+		cfg := agenttest.Config(t, agenttest.Node{Name: name, IP: ip, Join: join})
+		if first == "" {
+			first = cfg.Gossip.Bind
+		}
+		a, err := agent.New(cfg, agent.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { a.Kill() })
+		socks = append(socks, cfg.Socket.Path)
+	}
+	check := func(sock string) (string, int) {
+		out, _, code := runHatui(t, "--socket", sock, "--exec", "check")
+		if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, "HATUI ") || (code != 3 && !strings.Contains(out, " | nodes_online=")) {
+			t.Fatalf("not one plugin line with perfdata: %q", out)
+		}
+		return out, code
+	}
+	agenttest.WaitFor(t, 15*time.Second, "OK from three healthy agents", func() (bool, string) {
+		out, code := check(socks[0])
+		return code == 0 && strings.Contains(out, "HATUI OK"), out
+	})
+	if out, _, code := runHatui(t, "--socket", socks[0], "--exec", "standby n2"); code != 0 {
+		t.Fatalf("standby: %d %q", code, out)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "WARNING with n2 in standby", func() (bool, string) {
+		out, code := check(socks[2])
+		return code == 1 && strings.Contains(out, "HATUI WARNING - n2 standby"), out
+	})
+	if out, code := check("/nonexistent/ha-agent.sock"); code != 3 || !strings.Contains(out, "HATUI UNKNOWN") {
+		t.Fatalf("no agent: exit %d %q, want 3 UNKNOWN", code, out)
+	}
+
+	d := startDemo(t)
+	if _, _, err := d.Do(protocol.Action{Verb: "demo cut", Args: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.WaitFor(t, 30*time.Second, "CRITICAL for the pending geo failover, seen from site b", func() (bool, string) {
+		out, code := check(d.SocketPath("pbx-b1"))
+		return code == 2 && strings.Contains(out, "HATUI CRITICAL - geo failover a→b pending"), out
+	})
+}
