@@ -302,8 +302,18 @@ func (e *Engine) planStandby(st *State, n string, standby bool, a protocol.Actio
 		}
 		if !standby {
 			s.report(1, n+" may hold "+st.Group.Name+" again")
-			if st.Group.Holder == "" {
-				e.waitFor(ctx, e.moveTimeout(), func(st *State) bool { return st.Group.Phase == PhaseStarted })
+			now := e.fsm.state()
+			if !now.Activated {
+				// Nothing starts in a cluster that is not activated (a
+				// geo backup site): there is nothing to wait for.
+				return ok(fmt.Sprintf("%s is online (cluster %s is not activated: %s starts when it is)", n, now.Cluster, st.Group.Name))
+			}
+			if now.Group.Holder == "" {
+				got, done := e.waitFor(ctx, e.moveTimeout(), func(st *State) bool { return !st.Activated || st.Group.Phase == PhaseStarted })
+				if done && got.Group.Phase == PhaseStarted {
+					return ok(fmt.Sprintf("%s is online; %s runs on %s", n, got.Group.Name, got.Group.Holder))
+				}
+				return ok(fmt.Sprintf("%s is online; %s has not started (holder %s, %s): see status", n, got.Group.Name, orNobody(got.Group.Holder), got.Group.Phase))
 			}
 			return ok(n + " is online")
 		}

@@ -165,6 +165,18 @@ func TestActivateDryRunThenActivate(t *testing.T) {
 	if st := w.engine().Status(); st.Group.State != "unmanaged" {
 		t.Errorf("group state before activation = %s", st.Group.State)
 	}
+	// standby and online in a cluster that is not activated (a geo backup
+	// site) answer at once: nothing starts, so there is nothing to wait
+	// for (online once waited minutes for a group that could not start).
+	for _, verb := range []string{"standby", "online"} {
+		res, _, err = c.do("wit-a", protocol.Action{Verb: verb, Args: []string{"pbx-a2"}})
+		if err != nil || !res.OK {
+			t.Fatalf("%s in an inactive cluster = %+v, %v", verb, res, err)
+		}
+		if verb == "online" && !strings.Contains(res.Message, "not activated") {
+			t.Errorf("online in an inactive cluster says %q; want it to say the cluster is not activated, without waiting", res.Message)
+		}
+	}
 	res, _, err = c.do("wit-a", protocol.Action{Verb: "activate"})
 	if err != nil || !res.OK || !strings.Contains(res.Message, "runs on pbx-a1") {
 		t.Fatalf("activate = %+v, %v", res, err)
