@@ -28,6 +28,13 @@ func mergeReport(dst, r *protocol.Snapshot) {
 					if n.Name != rn.Name {
 						continue
 					}
+					if rn.Name == r.From && n.Member == protocol.MemberAlive {
+						// A node's own report is pushed over the peer channel
+						// the moment its flags change; gossip brings the same
+						// tags later. The owner's word is the fresher one.
+						n.Standby, n.Maintenance = rn.Standby, rn.Maintenance
+						n.State = protocol.DeriveState(n.Member, n.Standby, n.Maintenance, n.Unclean)
+					}
 					if rn.Unclean && n.Member != protocol.MemberAlive && !n.Unclean {
 						// Failover knows the node may still hold the group.
 						n.Unclean = true
