@@ -364,12 +364,16 @@ func (n *node) start() {
 		_, err := os.Stat(n.socket)
 		return err == nil, fmt.Sprint(err)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := client.Connect(ctx, client.UnixDialer(n.socket), client.Options{Client: "netns-test"})
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", n.name, err)
-	}
+	// The socket file appears at bind, a moment before the agent
+	// listens: a connection refused then is retried.
+	var conn *client.Conn
+	waitFor(t, 10*time.Second, "a session with "+n.name, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		conn, err = client.Connect(ctx, client.UnixDialer(n.socket), client.Options{Client: "netns-test"})
+		return err == nil, fmt.Sprint(err)
+	})
 	t.Cleanup(func() { conn.Close() })
 	n.mu.Lock()
 	n.proc, n.conn, n.dead = p, conn, false
