@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -151,6 +152,27 @@ func (w *worker) checkInUse(ctx context.Context, wt want) bool {
 	}
 	w.reportPhase(wt.epoch, PhaseStarting, reason)
 	return true
+}
+
+// inUseBeforeRecover probes, before resource name and those after it are
+// restarted, each of them that is not running here now (an address that
+// went from the interface): "" when nobody else answers for them.
+func (w *worker) inUseBeforeRecover(ctx context.Context, name string) string {
+	res := w.g.Resources()
+	from := slices.IndexFunc(res, func(r resource.Resource) bool { return r.Name() == name })
+	if from < 0 {
+		return ""
+	}
+	var busy []string
+	for _, r := range res[from:] {
+		if r.Monitor(ctx).State == resource.StateRunning {
+			continue
+		}
+		if who, err := resource.InUse(ctx, r); err == nil && who != "" {
+			busy = append(busy, who)
+		}
+	}
+	return strings.Join(busy, "; ")
 }
 
 // inUseReason is why the group waits to start here, "" when it does not.

@@ -302,6 +302,9 @@ func (w *worker) ensureRunning(ctx context.Context, wt want) {
 	if w.checkInUse(ctx, wt) {
 		return
 	}
+	if now := w.current(); now.kind != wt.kind || now.epoch != wt.epoch {
+		return // the wish changed while the probe ran
+	}
 	octx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
 	w.cancelOp = cancel
@@ -518,6 +521,14 @@ func (w *worker) recoverNow(ctx context.Context, r recoverReq, count bool) {
 	}
 	if count {
 		w.g.RecordFailure(r.resource, "health "+r.check, r.reason)
+	}
+	if busy := w.inUseBeforeRecover(ctx, r.resource); busy != "" {
+		// Our own address went, and another host answers for it now:
+		// adding it back would put it on two nodes. Hand the group on;
+		// whoever takes it probes before it starts.
+		e.emit(e.event(EvInUse, "not restarting %s: %s; %s leaves %s", r.resource, busy, e.cfg.Node, e.cfg.Group))
+		e.requestLeave(fmt.Sprintf("%s: %s", r.resource, busy), "")
+		return
 	}
 	if e.deps.Monitor != nil {
 		e.deps.Monitor.Suspend(r.resource)

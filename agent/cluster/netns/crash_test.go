@@ -219,3 +219,39 @@ func runAgent(t *testing.T, n *node, args ...string) (string, error) {
 		return "", exec.ErrWaitDelay
 	}
 }
+
+// TestAddressAnsweredElsewhereIsNotAdded: the VIP goes from the holder's
+// interface and another host (the client, standing for a misconfigured
+// machine or a holder the cluster no longer knows) answers for it. The
+// holder does not add it back: it leaves the group, and the node that
+// takes the group waits, saying why, until the other host lets the
+// address go; then it starts.
+func TestAddressAnsweredElsewhereIsNotAdded(t *testing.T) {
+	c := newCluster(t, opts{witness: true, sample: 20 * time.Millisecond})
+	h := c.waitStarted(60*time.Second, "")
+	sb := c.other(h)
+	ip := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	since := time.Now()
+	ip("-n", h.host.NS(), "addr", "del", vipCIDR, "dev", "eth0")
+	ip("-n", c.client.NS(), "addr", "add", vipCIDR, "dev", "eth0")
+	refused := firstEvent(t, h, since, "not restarting vip: "+vipAddr+" still answers ARP on eth0")
+	waitFor(t, 30*time.Second, sb.name+" holding the group and waiting", func() (bool, string) {
+		g, _, err := sb.group()
+		return err == nil && g.Active == sb.name && strings.Contains(g.Reason, vipAddr+" still answers ARP on eth0"), fmt.Sprintf("%+v %v", g, err)
+	})
+	for _, n := range []*node{h, sb} {
+		if on, err := vipOnUpInterface(n.host); err != nil || on {
+			t.Errorf("%s has the VIP while the client answers for it (err %v)", n.name, err)
+		}
+	}
+	t.Logf("%s: %s", h.name, refused.Message)
+	ip("-n", c.client.NS(), "addr", "del", vipCIDR, "dev", "eth0")
+	if got := c.waitStarted(30*time.Second, h.name); got != sb {
+		t.Fatalf("the group is on %s", got.name)
+	}
+}
