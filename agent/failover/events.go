@@ -45,8 +45,10 @@ const (
 	EvRolledBack     EventType = "action-rolled-back"
 	EvConfigMismatch EventType = "config-mismatch"
 	// EvStaleFound: the agent started with its group running on the
-	// node; it is stopped at once unless the group is unmanaged here.
+	// node, which it stops at once; EvStaleLeft: the same where the group
+	// is unmanaged, so it is left running.
 	EvStaleFound EventType = "stale-found"
+	EvStaleLeft  EventType = "stale-left"
 	// EvInUse: another host still answers for the group (its address, its
 	// SIP service), so it is not started here.
 	EvInUse EventType = "in-use"

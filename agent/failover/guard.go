@@ -175,9 +175,13 @@ func (w *worker) inUseBeforeRecover(ctx context.Context, name string) string {
 	return strings.Join(busy, "; ")
 }
 
-// inUseReason is why the group waits to start here, "" when it does not.
-func (w *worker) inUseReason() string {
+// inUseReason is why the group waits to start here at epoch, "" when it
+// does not.
+func (w *worker) inUseReason(epoch uint64) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.inUseEpoch != epoch {
+		return ""
+	}
 	return w.inUse
 }

@@ -65,7 +65,7 @@ func TestRestartKeepsDecisionState(t *testing.T) {
 	waitFor(t, "pbx-a1 to see its flag", 5*time.Second, func() bool { return a1.engine().State().node("pbx-a1").Maintenance })
 	since = time.Now()
 	a1.restart()
-	left := c.waitEvent("pbx-a1", EvStaleFound, since, 10*time.Second)
+	left := c.waitEvent("pbx-a1", EvStaleLeft, since, 10*time.Second)
 	if !strings.Contains(left.Message, "left as it is: pbx-a1 is in maintenance") || !a1.holds() {
 		t.Errorf("restart in maintenance: %q, running %v; want the PBX left running", left.Message, a1.holds())
 	}

@@ -147,7 +147,7 @@ func (e *Engine) Status() Status {
 		out.Group.Reason = strings.TrimSpace(blocked)
 	}
 	if e.w != nil && g.Holder == e.cfg.Node {
-		if why := e.w.inUseReason(); why != "" {
+		if why := e.w.inUseReason(g.Epoch); why != "" {
 			out.Group.State, out.Group.Reason = "starting", why
 		}
 	}

@@ -203,7 +203,7 @@ func (w *worker) reconcile(ctx context.Context, local *State) {
 		w.mu.Lock()
 		w.st.running = true
 		w.mu.Unlock()
-		e.emit(e.event(EvStaleFound, "%s was running here when the agent started (%s); left as it is: %s", w.g.Name(), what, why))
+		e.emit(e.event(EvStaleLeft, "%s was running here when the agent started (%s); left as it is: %s", w.g.Name(), what, why))
 		return
 	}
 	epoch := local.Group.Epoch
