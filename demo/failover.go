@@ -15,8 +15,9 @@ import (
 // The demo's service groups: each site's two PBX nodes run local failover
 // of a group with a simulated virtual IP and PBX (exec resources keeping a
 // state file in the node's directory). With two voters and no witness the
-// clusters run with allow_two_node_risk, which the console shows; pbx-b1
-// can also fence pbx-b2 through the demo's iBoot.
+// clusters run with allow_two_node_risk, and without watchdogs with
+// allow_agent_crash_risk, both of which the console shows; pbx-b1 can also
+// fence pbx-b2 through the demo's iBoot.
 func init() { features = append(features, failoverFeature) }
 
 // demoFailoverTiming detects a dead peer in 2 s, quick enough to watch.
@@ -52,7 +53,7 @@ func failoverFeature(d *Deployment, n *Node) (agent.FeatureFunc, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("demo resources of %s: %w", n.Name, err)
 	}
-	fc := config.Failover{Enabled: true, Group: GroupOf(n.Site), AllowTwoNodeRisk: true, Activate: true,
+	fc := config.Failover{Enabled: true, Group: GroupOf(n.Site), AllowTwoNodeRisk: true, AllowAgentCrashRisk: true, Activate: true,
 		MigrationThreshold: 3, Timing: demoFailoverTiming}
 	// From the layout: the site's other nodes may not have started yet.
 	subnet := n.IP[:strings.LastIndex(n.IP, ".")]

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,22 +73,27 @@ func New(h agent.Host) (agent.Feature, error) {
 
 // Check validates the node's [failover] section as the agent would at
 // start, without starting anything: the group's resources and checks
-// (binaries present, timings that can work) and the engine's timing
-// rules. ha-agent check-config runs it.
-func Check(c *config.Config) error {
+// (binaries present, timings that can work), the engine's timing rules,
+// the watchdog (inspected without being armed for good) and what stops
+// the group if this node's agent dies alone. It returns what an operator
+// should know before starting: the stop budget and the takeover delay
+// that follows from it, the watchdog found, the fencing, the risks.
+// ha-agent check-config prints it.
+func Check(c *config.Config) (string, error) {
 	if !c.Failover.Enabled {
-		return nil
+		return "", nil
 	}
+	fc := c.Failover
 	cfg := engineConfig(c)
 	var group *resource.Group
-	if !c.Failover.Witness(c.Node) {
-		spec, err := groupSpec(c.Failover)
+	if !fc.Witness(c.Node) {
+		spec, err := groupSpec(fc)
 		if err != nil {
-			return err
+			return "", err
 		}
 		g, m, err := failover.BuildGroup(spec)
 		if err != nil {
-			return err
+			return "", err
 		}
 		if m != nil {
 			m.Close()
@@ -96,14 +102,83 @@ func Check(c *config.Config) error {
 	}
 	cfg = cfg.WithDefaults(failover.StopBudget(group))
 	if err := cfg.Validate(); err != nil {
-		return err
+		return "", err
 	}
-	if c.Failover.Watchdog != "" {
-		if _, _, err := watchdogTimeout(c.Failover, cfg); err != nil {
-			return err
+	var b strings.Builder
+	if fc.Witness(c.Node) {
+		fmt.Fprintf(&b, "failover: %s is the witness of cluster %s (group %s); it holds nothing\n", c.Node, c.Cluster, fc.Group)
+		return b.String(), nil
+	}
+	fences := fencedVoters(c, cfg)
+	fmt.Fprintf(&b, "failover: %s can hold group %s of cluster %s (%s)\n", c.Node, fc.Group, c.Cluster, decides(cfg, fences))
+	t := cfg.Timing
+	fmt.Fprintf(&b, "  stop budget %v (%s)\n", t.StopBudget, stopTimeouts(group, fc))
+	fmt.Fprintf(&b, "  takeover delay %v: without a verified fence, a peer starts %s that long after its last contact with the holder (keepalive %v, deadtime %v, stop deadline %v)\n",
+		t.TakeoverDelay, fc.Group, t.Keepalive, t.DeadTime, t.StopDeadline)
+	if fc.Watchdog != "" {
+		timeout, _, err := watchdogTimeout(fc, cfg)
+		if err != nil {
+			return "", err
+		}
+		r, err := watchdog.Inspect(fc.Watchdog, timeout)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(&b, "  %s; the agent arms it with %v\n", r, timeout)
+	}
+	if len(fences) > 0 {
+		fmt.Fprintf(&b, "  fencing: %s can power off %s\n", c.Node, strings.Join(fences, ", "))
+	}
+	if err := cfg.CrashGuard(fc.Watchdog != "", fences); err != nil {
+		return "", err
+	}
+	if fc.Watchdog == "" && len(fences) == 0 {
+		fmt.Fprintf(&b, "  RISK: no watchdog and no fencing: if %s's agent dies alone, %s keeps running here while another node takes it over (allow_agent_crash_risk is set)\n", c.Node, fc.Group)
+	}
+	return b.String(), nil
+}
+
+// decides says how the cluster decides a takeover.
+func decides(cfg failover.Config, fences []string) string {
+	switch {
+	case len(cfg.Voters) >= 3:
+		return fmt.Sprintf("%d voters: a majority decides a takeover", len(cfg.Voters))
+	case len(fences) > 0:
+		return "two nodes: the survivor fences the other before it takes over"
+	}
+	return "two nodes without fencing or witness: allow_two_node_risk"
+}
+
+// stopTimeouts lists each resource's stop timeout, defaults filled in.
+func stopTimeouts(g *resource.Group, fc config.Failover) string {
+	if fc.Timing.StopBudget.Duration > 0 {
+		return "set by stop_budget"
+	}
+	var parts []string
+	for _, r := range g.Resources() {
+		if s, ok := resource.SpecOf(r); ok {
+			parts = append(parts, fmt.Sprintf("%s %v", s.Name, s.StopTimeout))
 		}
 	}
-	return nil
+	return strings.Join(parts, " + ")
+}
+
+// fencedVoters lists the voters this node's [[switch]] power switches can
+// power off, from the configuration alone (no driver is opened).
+func fencedVoters(c *config.Config, cfg failover.Config) []string {
+	var out []string
+	for _, sw := range c.Switches {
+		if sw.Kind != "power" {
+			continue
+		}
+		for _, node := range sw.Outlets {
+			if node != c.Node && !slices.Contains(out, node) && slices.ContainsFunc(cfg.Voters, func(v failover.Voter) bool { return v.Name == node && !v.Witness }) {
+				out = append(out, node)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // open builds everything the engine needs and opens it. Whatever it
@@ -185,11 +260,14 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, wd *watchdog.De
 		return nil, nil, err
 	}
 	if fc.Watchdog != "" {
-		if wd, err = openWatchdog(fc, cfg); err != nil {
+		if wd, err = openWatchdog(h, fc, cfg); err != nil {
 			stream.Close()
 			return nil, nil, err
 		}
 		deps.Kick = wd.Kick
+	} else if deps.Fencer == nil && !fc.Witness(c.Node) && fc.AllowAgentCrashRisk {
+		h.Logger().Warn("no watchdog and no fencing: if this agent dies alone, the group keeps running here while another node takes it over (allow_agent_crash_risk is set)",
+			"node", c.Node, "group", fc.Group)
 	}
 	deps.Stream = stream
 	deps.OnEvent = func(e failover.Event) {
@@ -217,8 +295,16 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, wd *watchdog.De
 // before a peer may start the group: a peer takes over no sooner than the
 // takeover delay after its last contact with this node, and the engine
 // feeds the watchdog several times per keepalive.
-func openWatchdog(fc config.Failover, cfg failover.Config) (*watchdog.Device, error) {
+//
+// A missing device is loaded (modprobe softdog) first, and the agent's log
+// says what was armed: a device with its driver and timeout, or a file
+// standing in for one, which resets nothing.
+func openWatchdog(h agent.Host, fc config.Failover, cfg failover.Config) (*watchdog.Device, error) {
 	timeout, limit, err := watchdogTimeout(fc, cfg)
+	if err != nil {
+		return nil, err
+	}
+	did, err := watchdog.Load(fc.Watchdog)
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +315,15 @@ func openWatchdog(fc config.Failover, cfg failover.Config) (*watchdog.Device, er
 	if wd.Timeout() > limit {
 		wd.Close(true)
 		return nil, fmt.Errorf("watchdog %s: its timeout is %v, longer than the %v a peer waits", fc.Watchdog, wd.Timeout(), limit)
+	}
+	r := wd.Report()
+	if did != "" {
+		r.Note = did + "; " + r.Note
+	}
+	if r.Kind == watchdog.KindStandIn {
+		h.Logger().Warn(r.String(), "takeover_delay", cfg.Timing.TakeoverDelay)
+	} else {
+		h.Logger().Info(r.String(), "takeover_delay", cfg.Timing.TakeoverDelay)
 	}
 	return wd, nil
 }
@@ -253,10 +348,11 @@ func watchdogTimeout(fc config.Failover, cfg failover.Config) (timeout, limit ti
 func engineConfig(c *config.Config) failover.Config {
 	fc := c.Failover
 	cfg := failover.Config{
-		Cluster:          c.Cluster,
-		Node:             c.Node,
-		Group:            fc.Group,
-		AllowTwoNodeRisk: fc.AllowTwoNodeRisk,
+		Cluster:             c.Cluster,
+		Node:                c.Node,
+		Group:               fc.Group,
+		AllowTwoNodeRisk:    fc.AllowTwoNodeRisk,
+		AllowAgentCrashRisk: fc.AllowAgentCrashRisk,
 		// Where the geo manager drives the cluster, it alone activates it:
 		// a backup site must not start serving because its cluster formed.
 		Activate: fc.Activate && !(c.Geo.Enabled && c.Geo.Service == config.GeoServiceCluster),
@@ -281,12 +377,14 @@ func engineConfig(c *config.Config) failover.Config {
 }
 
 // alerted are the engine's events that page the operator: a takeover,
-// a node that stopped its service for lack of a majority, fencing, and
-// a group that could not start or stop.
+// a node that stopped its service for lack of a majority, fencing, a
+// group that could not start or stop, a group found running when the
+// agent started, and a start held back because another host still
+// answers for the group.
 var alerted = map[failover.EventType]bool{
 	failover.EvAcquired: true, failover.EvSelfFence: true, failover.EvFenced: true,
 	failover.EvFenceFailed: true, failover.EvStartFailed: true, failover.EvStopFailed: true,
-	failover.EvEscalated: true,
+	failover.EvEscalated: true, failover.EvStaleFound: true, failover.EvInUse: true,
 }
 
 // groupSpec turns the configuration into the failover package's spec.

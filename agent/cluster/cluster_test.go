@@ -72,9 +72,21 @@ func script(t *testing.T, dir, running string) string {
 	return p
 }
 
+// newCluster starts a cluster whose nodes feed watchdogs: files standing
+// for /dev/watchdog (nothing here would reset a node; crashes in these
+// tests take the node's resources with them).
 func newCluster(t *testing.T, names ...string) *tcluster {
 	t.Helper()
-	return newClusterWith(t, "", nil, names...)
+	return newClusterWith(t, watchdogLines, standInWatchdogs, names...)
+}
+
+// watchdogLines give every voter a watchdog file from standInWatchdogs.
+const watchdogLines = "watchdog = \"%[2]s/watchdog.%[1]s\"\nwatchdog_timeout = \"1s\"\n"
+
+func standInWatchdogs(c *tcluster) {
+	for _, n := range c.nodes {
+		os.WriteFile(filepath.Join(c.dir, "watchdog."+n.name), nil, 0o600) // stands for /dev/watchdog
+	}
 }
 
 // newClusterWith adds lines to every voter's [failover] table; %[1]s in
@@ -91,8 +103,10 @@ func newClusterWith(t *testing.T, lines string, prepare func(c *tcluster), names
 	}
 	for i, n := range c.nodes {
 		extra := "[failover]\nenabled = true\ngroup = \"pbx-t\"\nactivate = true\n"
-		if lines != "" {
+		if strings.Contains(lines, "%[") {
 			extra += fmt.Sprintf(lines, n.name, c.dir)
+		} else {
+			extra += lines
 		}
 		extra += voters.String() + fastTiming
 		if !n.witness {
@@ -234,6 +248,11 @@ func TestAgentsFailOver(t *testing.T) {
 	if q := cl.Quorum; q.Source != "failover" || q.Voters != 3 || !q.HasQuorum {
 		t.Errorf("quorum through the witness: %+v, want 3 failover voters with quorum", q)
 	}
+	for _, r := range cl.Quorum.Risks {
+		if strings.Contains(r, "no watchdog") {
+			t.Errorf("nodes with watchdogs are shown at risk: %q", r)
+		}
+	}
 
 	t.Run("standby moves the group", func(t *testing.T) {
 		res := do(t, wit, "standby", holder)
@@ -306,6 +325,29 @@ func TestAgentsFailOver(t *testing.T) {
 	})
 }
 
+// TestAgentCrashRiskShown: nodes without watchdog or fencing run only
+// with allow_agent_crash_risk, and then every agent's status, the
+// witness's too, names each such node in the cluster's risks.
+func TestAgentCrashRiskShown(t *testing.T) {
+	c := newClusterWith(t, "allow_agent_crash_risk = true\n", nil, "r1", "r2", "rwit")
+	wit := c.node("rwit")
+	c.waitHolder(wit, "")
+	for _, n := range []string{"r1", "r2"} {
+		agenttest.WaitFor(t, 10*time.Second, "the risk of "+n+" in the witness's status", func() (bool, string) {
+			_, cl := group(t, wit)
+			if cl == nil {
+				return false, "no cluster"
+			}
+			for _, r := range cl.Quorum.Risks {
+				if strings.HasPrefix(r, n+" has no watchdog and no node can fence it: if its agent dies alone, pbx-t keeps running on "+n) {
+					return true, ""
+				}
+			}
+			return false, strings.Join(cl.Quorum.Risks, " | ")
+		})
+	}
+}
+
 // TestBadConfig: a configuration that cannot work stops the agent at
 // start with an error naming the thing at fault.
 func TestBadConfig(t *testing.T) {
@@ -325,12 +367,16 @@ func TestBadConfig(t *testing.T) {
 		{"missing binary", base("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = \"/nonexistent/pbx.sh\" }\n", ""), []string{"pbx", "/nonexistent/pbx.sh"}},
 		{"check timeout not shorter than interval", base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok),
 			"[[failover.check]]\nname = \"sip\"\nkind = \"tcp\"\nresource = \"pbx\"\ninterval = \"1s\"\ntimeout = \"1s\"\nparams = { address = \"127.0.0.1:5060\" }\n"), []string{"sip", "timeout"}},
-		{"watchdog slower than a takeover", strings.Replace(base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok), ""),
-			"group = \"pbx-b\"\n", "group = \"pbx-b\"\nwatchdog = \"/dev/null\"\nwatchdog_timeout = \"600s\"\n", 1), []string{"watchdog_timeout", "takeover delay"}},
+		{"watchdog slower than a takeover", withLines(base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok), ""),
+			"watchdog = \"/dev/null\"\nwatchdog_timeout = \"600s\"\n"), []string{"watchdog_timeout", "takeover delay"}},
+		{"watchdog that is not one", withLines(base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok), ""),
+			"watchdog = \"/dev/null\"\n"), []string{"/dev/null", "timeout"}},
+		{"neither watchdog nor fencing", base(fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok), ""),
+			[]string{"allow_agent_crash_risk", "neither a watchdog nor a fencing device", "if its agent dies alone"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := agenttest.Config(t, agenttest.Node{Name: "b1", IP: "127.0.81.1", Extra: tc.extra})
-			cerr := cluster.Check(cfg)
+			_, cerr := cluster.Check(cfg)
 			if cerr == nil {
 				t.Error("check-config passed it")
 			}
@@ -356,11 +402,7 @@ func TestBadConfig(t *testing.T) {
 // node resets unless the agent comes back in time), one stopped with
 // nothing running here disarms it.
 func TestWatchdog(t *testing.T) {
-	c := newClusterWith(t, "watchdog = \"%[2]s/watchdog.%[1]s\"\nwatchdog_timeout = \"1s\"\n", func(c *tcluster) {
-		for _, n := range c.nodes {
-			os.WriteFile(filepath.Join(c.dir, "watchdog."+n.name), nil, 0o600) // stands for /dev/watchdog
-		}
-	}, "d1", "d2", "dwit")
+	c := newClusterWith(t, watchdogLines, standInWatchdogs, "d1", "d2", "dwit")
 	holder := c.waitHolder(c.node("dwit"), "")
 	for _, n := range c.nodes {
 		p := filepath.Join(c.dir, "watchdog."+n.name)
@@ -381,6 +423,51 @@ func TestWatchdog(t *testing.T) {
 	h.a.Close()
 	if b := readFile(t, filepath.Join(c.dir, "watchdog."+holder)); strings.HasSuffix(b, "V") {
 		t.Errorf("%s stopped while holding the group and disarmed its watchdog: %q", holder, tail(b))
+	}
+}
+
+// withLines adds lines to a config's [failover] table.
+func withLines(cfg, lines string) string {
+	return strings.Replace(cfg, "group = \"pbx-b\"\n", "group = \"pbx-b\"\n"+lines, 1)
+}
+
+// TestCheckConfigReport: check-config says what an operator should know
+// before the agent starts: the stop budget from the resources' timeouts,
+// the takeover delay that follows, the watchdog it found, and the risk
+// when a node has neither watchdog nor fencing.
+func TestCheckConfigReport(t *testing.T) {
+	dir := t.TempDir()
+	ok := script(t, dir, filepath.Join(dir, "running"))
+	wd := filepath.Join(dir, "watchdog")
+	os.WriteFile(wd, nil, 0o600)
+	base := "[failover]\nenabled = true\ngroup = \"pbx-b\"\n%s" +
+		"[[failover.voter]]\nname = \"b1\"\naddr = \"127.0.81.1:7947\"\n[[failover.voter]]\nname = \"b2\"\naddr = \"127.0.81.2:7947\"\n[[failover.voter]]\nname = \"wb\"\naddr = \"127.0.81.3:7947\"\nwitness = true\n" +
+		"[failover.timing]\nkeepalive = \"500ms\"\ndeadtime = \"3s\"\n" +
+		"[[failover.resource]]\nname = \"vip\"\ntype = \"vip\"\nparams = { ip = \"10.0.0.100/24\", interface = \"eth0\" }\n" +
+		fmt.Sprintf("[[failover.resource]]\nname = \"pbx\"\ntype = \"exec\"\nparams = { path = %q }\n", ok)
+	for _, tc := range []struct {
+		name, lines string
+		want        []string
+	}{
+		{"watchdog", fmt.Sprintf("watchdog = %q\n", wd), []string{
+			"stop budget 6s (vip 1s + pbx 5s)",
+			"takeover delay 9.5s", // stop budget + deadtime − keepalive + 2 keepalives
+			"watchdog " + wd + ": a file, not a device: a stand-in for tests that resets nothing; the agent arms it with 8s", // whole seconds within 9.5s − 2 keepalives
+		}},
+		{"risk accepted", "allow_agent_crash_risk = true\n", []string{"RISK: no watchdog and no fencing: if b1's agent dies alone"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := agenttest.Config(t, agenttest.Node{Name: "b1", IP: "127.0.81.1", Extra: fmt.Sprintf(base, tc.lines)})
+			report, err := cluster.Check(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(report, w) {
+					t.Errorf("report does not say %q:\n%s", w, report)
+				}
+			}
+		})
 	}
 }
 

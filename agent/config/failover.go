@@ -21,6 +21,10 @@ type Failover struct {
 	// AllowTwoNodeRisk lets two nodes run with neither fencing nor
 	// witness; status and console then show the split-brain risk.
 	AllowTwoNodeRisk bool `toml:"allow_two_node_risk"`
+	// AllowAgentCrashRisk lets a node run with neither a watchdog nor
+	// fencing: its agent may die alone and leave the group running while
+	// another node takes it over. Status and console show the risk.
+	AllowAgentCrashRisk bool `toml:"allow_agent_crash_risk"`
 	// Activate puts the cluster in service when it first forms; otherwise
 	// it waits for "cluster activate".
 	Activate bool `toml:"activate"`

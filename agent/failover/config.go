@@ -15,9 +15,9 @@ import (
 
 // Config is one node's failover configuration. Every voter of a cluster
 // (its nodes and its witness) must be given the same Cluster, Group,
-// Voters, Timing and AllowTwoNodeRisk: the first leader writes them into
-// the replicated state, and a node whose configuration disagrees says so
-// in an event.
+// Voters, Timing, AllowTwoNodeRisk and AllowAgentCrashRisk: the first
+// leader writes them into the replicated state, and a node whose
+// configuration disagrees says so in an event.
 type Config struct {
 	// Cluster names the cluster; it is signed into every heartbeat, so
 	// two clusters on one network never take each other's heartbeats.
@@ -41,6 +41,12 @@ type Config struct {
 	// time can already look like a failure, and then both nodes hold
 	// the group: the status says so in Quorum.Risks.
 	AllowTwoNodeRisk bool `toml:"allow_two_node_risk"`
+	// AllowAgentCrashRisk lets a node that can hold the group run with
+	// neither a watchdog (Deps.Kick) nor a fencing device. Its agent can
+	// die alone (a bug, the OOM killer, a bad upgrade) and leave the
+	// group running on the node while another node takes it over, and
+	// nothing would stop it there: the status says so in Quorum.Risks.
+	AllowAgentCrashRisk bool `toml:"allow_agent_crash_risk"`
 	// Activate makes a new cluster active as soon as it first forms.
 	// When false, nothing is started until an operator runs activate
 	// (edgeBOX: activate after a dry run).
@@ -323,6 +329,24 @@ func (c Config) Validate() error {
 		bad("raft.transport_timeout", fmt.Sprintf("%s is not a positive duration", r.TransportTimeout), "a timeout such as \"2s\"")
 	}
 	return errors.Join(errs...)
+}
+
+// CrashGuard checks that something stops this node's group if its agent
+// dies alone (a bug, the OOM killer, a bad upgrade), before another node
+// takes the group over: a watchdog that resets the node, or fencing (a
+// node that can fence the others is taken to be fenceable by them, as
+// fencing is set up on every node). fences are the voters this node can
+// fence. Without either, only AllowAgentCrashRisk lets it run. The
+// witness holds nothing and needs neither.
+func (c Config) CrashGuard(watchdog bool, fences []string) error {
+	me, ok := c.voter(c.Node)
+	if !ok || me.Witness || watchdog || len(fences) > 0 || c.AllowAgentCrashRisk {
+		return nil
+	}
+	return &ConfigError{Key: "allow_agent_crash_risk",
+		Problem: fmt.Sprintf("%s has neither a watchdog nor a fencing device: if its agent dies alone (a bug, the OOM killer, a bad upgrade), %s keeps running on %s while another node takes it over, and nothing stops it there",
+			c.Node, c.Group, c.Node),
+		Want: "a watchdog (failover.watchdog = \"/dev/watchdog\"; softdog will do), a fencing device for the other nodes ([[switch]]), or allow_agent_crash_risk = true to accept the risk"}
 }
 
 // voter returns the named voter.

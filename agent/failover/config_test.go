@@ -123,8 +123,8 @@ func TestBuildGroupErrors(t *testing.T) {
 		t.Fatalf("valid group: %v", err)
 	}
 	m.Close()
-	if b := StopBudget(g); b != resource.DefaultStopTimeout {
-		t.Errorf("stop budget = %s", b)
+	if b, want := StopBudget(g), resource.DefaultTimeouts(okRes.Type).Stop; b != want {
+		t.Errorf("stop budget = %s, want the %s type's default %s", b, okRes.Type, want)
 	}
 }
 
@@ -136,6 +136,10 @@ func TestOpenRefusals(t *testing.T) {
 	}
 	two := Config{Cluster: "site-a", Node: "pbx-a1", Group: "pbx",
 		Voters: []Voter{{Name: "pbx-a1", Addr: "127.0.0.1:1"}, {Name: "pbx-a2", Addr: "127.0.0.1:2"}}}
+	witness := two
+	witness.Voters = append(witness.Voters, Voter{Name: "wit-a", Addr: "127.0.0.1:3", Witness: true})
+	atRisk := two
+	atRisk.AllowTwoNodeRisk = true
 	key := make([]byte, 32)
 	path := fakePath{}
 	for _, tc := range []struct {
@@ -146,6 +150,10 @@ func TestOpenRefusals(t *testing.T) {
 	}{
 		{"two nodes without fencing or witness", two, Deps{Stream: nopStream{}, Key: key, Group: g, Paths: []Path{path}},
 			"allow_two_node_risk: two nodes without fencing or witness"},
+		{"witness, no watchdog, no fencing", witness, Deps{Stream: nopStream{}, Key: key, Group: g, Paths: []Path{path}},
+			"allow_agent_crash_risk: pbx-a1 has neither a watchdog nor a fencing device: if its agent dies alone"},
+		{"two nodes at risk, no watchdog", atRisk, Deps{Stream: nopStream{}, Key: key, Group: g, Paths: []Path{path}},
+			"a watchdog (failover.watchdog = \"/dev/watchdog\"; softdog will do), a fencing device for the other nodes ([[switch]]), or allow_agent_crash_risk = true"},
 		{"short key", two, Deps{Stream: nopStream{}, Key: key[:8], Group: g, Paths: []Path{path}}, "the cluster key is 8 bytes"},
 		{"no paths", two, Deps{Stream: nopStream{}, Key: key, Group: g}, "no heartbeat paths"},
 		{"no group on a node", two, Deps{Stream: nopStream{}, Key: key, Paths: []Path{path}}, "has no Group to hold"},

@@ -71,5 +71,19 @@
 // devices (the standby then powers the node off first), or wire
 // Deps.Kick to a watchdog that resets the node sooner than a peer may
 // take over; otherwise a peer can take over while the dead agent's PBX
-// still runs.
+// still runs, and Open refuses such a node unless
+// Config.AllowAgentCrashRisk accepts it (the status then names it in
+// Quorum.Risks). When the engine opens, before its raft log does, it
+// stops whatever of the group runs on the node (unless the node's own
+// copy of the log says the group is unmanaged there), and starts it again
+// only once the log confirms this node at a newer epoch.
+//
+// # Before a start
+//
+// Before the group starts on a node, the node asks whether another host
+// still answers for it: the virtual IP's ARP probe (resource.InUse) and,
+// for SIP checks of a virtual IP, one SIP OPTIONS. While something
+// answers, the group is not started: the previous holder is fenced when
+// a device can, else the node waits and looks again; the group's reason
+// says why and an EvInUse event (an alert) says it once per epoch.
 package failover

@@ -48,7 +48,8 @@ type Deps struct {
 	// than TakeoverDelay (a peer starts the group no sooner than that
 	// after its last contact): an agent that hangs or dies leaves its
 	// resources running, and without fencing only a reset stops them in
-	// time.
+	// time. A node that can hold the group needs Kick or a Fencer, or
+	// Config.AllowAgentCrashRisk.
 	Kick func()
 	// OnEvent receives every event; it must not block.
 	OnEvent func(Event)
@@ -185,6 +186,9 @@ func Open(cfg Config, deps Deps) (*Engine, error) {
 			Problem: "two nodes without fencing or witness: a network blip shorter than the detection time can make both hold the group",
 			Want:    "a fencing device for each node, or a witness voter, or allow_two_node_risk = true to accept the risk"}
 	}
+	if err := cfg.CrashGuard(deps.Kick != nil, e.fences()); err != nil {
+		return nil, err
+	}
 	e.log = deps.Logger
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -192,14 +196,24 @@ func Open(cfg Config, deps Deps) (*Engine, error) {
 	e.log = e.log.With("component", "failover", "node", cfg.Node)
 	e.events = eventLog{max: 500, sink: deps.OnEvent}
 	e.fsm = newFSM(nil)
-	rn, err := openRaft(cfg, deps.Stream, deps.Key, e.fsm, deps.RaftLog)
-	if err != nil {
-		return nil, err
-	}
-	e.rn = rn
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if deps.Group != nil {
 		e.w = newWorker(e)
+	}
+	// What runs here is settled before the decision log is even opened:
+	// an agent that died left its group running, and until the log
+	// confirms this node holds it, it must not run (see reconcile).
+	rn, err := openRaft(cfg, deps.Stream, deps.Key, e.fsm, deps.RaftLog, func(local *State) {
+		if e.w != nil {
+			e.w.reconcile(e.ctx, local)
+		}
+	})
+	if err != nil {
+		e.cancel()
+		return nil, err
+	}
+	e.rn = rn
+	if deps.Group != nil {
 		e.goLoop(e.w.run)
 		if deps.Monitor != nil {
 			for _, r := range deps.Group.Resources() {
@@ -212,6 +226,25 @@ func Open(cfg Config, deps Deps) (*Engine, error) {
 	e.goLoop(e.loop)
 	e.log.Info("failover engine started", "voters", len(cfg.Voters), "mode", e.modeName())
 	return e, nil
+}
+
+// unguarded reports whether nothing would stop this node's group if its
+// agent died alone: no watchdog resets the node, and it has no fencing
+// device (fencing is configured on every node for the others, so a node
+// that can fence its peers is one they can fence).
+func (e *Engine) unguarded() bool {
+	return e.deps.Kick == nil && len(e.fences()) == 0
+}
+
+// fences lists the peers this node can fence.
+func (e *Engine) fences() []string {
+	var out []string
+	for _, p := range e.peers {
+		if e.deps.Fencer != nil && e.deps.Fencer.CanFence(p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (e *Engine) modeName() string {
@@ -247,6 +280,9 @@ func (e *Engine) Close() error {
 	}
 	if e.deps.Monitor != nil {
 		errs = append(errs, e.deps.Monitor.Close())
+	}
+	if e.w != nil {
+		e.w.guard.close()
 	}
 	return errors.Join(errs...)
 }
@@ -391,7 +427,7 @@ func (e *Engine) step(now time.Time) {
 	}
 	if me.Inc != e.inc {
 		e.async("hello", func(ctx context.Context) {
-			e.propose(ctx, &command{Op: opHello, Node: e.cfg.Node})
+			e.propose(ctx, &command{Op: opHello, Node: e.cfg.Node, Watchdog: e.deps.Kick != nil, Fences: e.fences()})
 		})
 	}
 	e.report(st, v)

@@ -44,6 +44,14 @@ const (
 	EvResumed        EventType = "action-resumed"   // an action cut off by a restart was resumed
 	EvRolledBack     EventType = "action-rolled-back"
 	EvConfigMismatch EventType = "config-mismatch"
+	// EvStaleFound: the agent started with its group running on the
+	// node, which it stops at once; EvStaleLeft: the same where the group
+	// is unmanaged, so it is left running.
+	EvStaleFound EventType = "stale-found"
+	EvStaleLeft  EventType = "stale-left"
+	// EvInUse: another host still answers for the group (its address, its
+	// SIP service), so it is not started here.
+	EvInUse EventType = "in-use"
 )
 
 // Event is one thing the engine did or saw.
@@ -95,7 +103,7 @@ var severities = map[EventType]protocol.Severity{
 	EvStopFailed: protocol.SevCritical, EvDeposed: protocol.SevWarning, EvFenceFailed: protocol.SevCritical,
 	EvForced: protocol.SevWarning, EvRestart: protocol.SevWarning, EvCheckFailed: protocol.SevWarning,
 	EvEscalated: protocol.SevCritical, EvRolledBack: protocol.SevWarning, EvConfigMismatch: protocol.SevCritical,
-	EvFencing: protocol.SevWarning,
+	EvFencing: protocol.SevWarning, EvStaleFound: protocol.SevWarning, EvInUse: protocol.SevCritical,
 }
 
 func kindOf(t EventType) string {

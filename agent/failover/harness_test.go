@@ -137,7 +137,11 @@ func newCluster(t testing.TB, o opts) *tcluster {
 	if o.witness {
 		c.nodes = append(c.nodes, &tnode{c: c, name: "wit-a", ip: fmt.Sprintf("127.77.%d.%d", net, 100), witness: true})
 	}
-	c.cfg = Config{Cluster: "site-a", Group: "pbx", Timing: o.timing, Raft: testRaft, AllowTwoNodeRisk: o.risk, Activate: !o.inactive}
+	// A crash here is the whole node's (powerOff) or a restart of the
+	// engine under running resources (restart): no watchdog would act on
+	// either, so the engines run with the agent-crash risk accepted.
+	c.cfg = Config{Cluster: "site-a", Group: "pbx", Timing: o.timing, Raft: testRaft, AllowTwoNodeRisk: o.risk, Activate: !o.inactive,
+		AllowAgentCrashRisk: true}
 	for _, n := range c.nodes {
 		c.cfg.Voters = append(c.cfg.Voters, Voter{Name: n.name, Addr: n.ip + ":7960", Witness: n.witness})
 		n.data = filepath.Join(c.dir, n.name)

@@ -139,8 +139,11 @@ func (r *raftNode) newTransport() *raft.NetworkTransport {
 	})
 }
 
-// openRaft opens (or creates) the raft state and starts raft.
-func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog io.Writer) (*raftNode, error) {
+// openRaft opens (or creates) the raft state and starts raft. Before raft
+// starts, before calls it with the decision state as this node's own
+// stores hold it (see localState): what this node last knew, which may
+// lag the cluster's.
+func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog io.Writer, before func(local *State)) (*raftNode, error) {
 	if raftLog == nil {
 		raftLog = io.Discard
 	}
@@ -167,6 +170,15 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 	if err != nil {
 		return fail(fmt.Errorf("reading the failover raft state: %w", err))
 	}
+	if before != nil {
+		local := newState()
+		if existing {
+			if local, err = localState(st, hl); err != nil {
+				return fail(err)
+			}
+		}
+		before(local)
+	}
 	if !existing {
 		// Every voter bootstraps the same configuration, which raft
 		// allows; they then elect a leader among themselves.
@@ -185,6 +197,47 @@ func openRaft(cfg Config, stream raft.StreamLayer, key []byte, f *fsm, raftLog i
 	r.raft = rf
 	r.mux.Start(r.serveForward)
 	return r, nil
+}
+
+// localState replays this node's own snapshot and log into a scratch
+// state machine: the decision state as this node last knew it, without
+// asking anyone. Entries after the last one known committed are applied
+// too; the result is for deciding what this node must do before it hears
+// from the others, never for a decision that needs the log.
+func localState(st *raftstore.Stores, hl hclog.Logger) (*State, error) {
+	f := newFSM(nil)
+	var from uint64
+	if snaps, err := st.Snaps.List(); err != nil {
+		return nil, fmt.Errorf("listing the failover raft snapshots: %w", err)
+	} else if len(snaps) > 0 {
+		_, rc, err := st.Snaps.Open(snaps[0].ID)
+		if err != nil {
+			return nil, fmt.Errorf("opening failover raft snapshot %s: %w", snaps[0].ID, err)
+		}
+		if err := f.Restore(rc); err != nil {
+			return nil, err
+		}
+		from = snaps[0].Index
+	}
+	first, err := st.Logs.FirstIndex()
+	if err != nil {
+		return nil, fmt.Errorf("reading the failover raft log: %w", err)
+	}
+	last, err := st.Logs.LastIndex()
+	if err != nil {
+		return nil, fmt.Errorf("reading the failover raft log: %w", err)
+	}
+	for i := max(from+1, first); first > 0 && i <= last; i++ {
+		var l raft.Log
+		if err := st.Logs.GetLog(i, &l); err != nil {
+			hl.Warn("reading the local failover log before start", "index", i, "error", err)
+			continue
+		}
+		if l.Type == raft.LogCommand {
+			f.Apply(&l)
+		}
+	}
+	return f.state(), nil
 }
 
 func (r *raftNode) get() *raft.Raft {

@@ -3,7 +3,6 @@ package failover
 import (
 	"context"
 	"os"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,9 +10,12 @@ import (
 	"github.com/hatui/hatui/protocol"
 )
 
-// TestRestartKeepsDecisionState: every agent restarts (the PBX keeps
-// running); the decision state comes back from disk, the holder confirms
-// it at a newer epoch without stopping, and the flags survive.
+// TestRestartKeepsDecisionState: every agent restarts under a running
+// PBX (an agent crash); the decision state comes back from disk and the
+// flags survive. The holder stops the PBX at once, before its raft even
+// starts (it cannot know whether another node took the group while it was
+// gone), says so, confirms it holds the group at a newer epoch, and only
+// then starts it again.
 func TestRestartKeepsDecisionState(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, opts{witness: true, persist: true})
@@ -31,6 +33,10 @@ func TestRestartKeepsDecisionState(t *testing.T) {
 		n.restart()
 	}
 	a1 := c.node("pbx-a1")
+	found := c.waitEvent("pbx-a1", EvStaleFound, since, 10*time.Second)
+	if !strings.Contains(found.Message, "stopping it at once") {
+		t.Errorf("pbx-a1 found its PBX running and says %q; want it stopped at once", found.Message)
+	}
 	claim := c.waitEvent("pbx-a1", EvAcquired, since, 10*time.Second)
 	if !strings.Contains(claim.Message, "confirmed") {
 		t.Errorf("after the restart pbx-a1 says %q; want a claim", claim.Message)
@@ -43,10 +49,29 @@ func TestRestartKeepsDecisionState(t *testing.T) {
 	if !after.node("pbx-a2").Maintenance {
 		t.Error("the maintenance flag was lost in the restart")
 	}
-	if slices.Contains(c.resourceLog(), "stop pbx-a1") {
-		t.Errorf("the restart stopped the PBX: %q", c.resourceLog())
+	// The stop came before the claim, and the start after it.
+	stopped, ok := c.firstEvent("pbx-a1", EvStopped, since)
+	started, ok2 := c.firstEvent("pbx-a1", EvStarted, since)
+	if !ok || !ok2 || stopped.Time.After(claim.Time) || started.Time.Before(claim.Time) {
+		t.Errorf("stopped %v (%v), claimed %v, started %v (%v): want stop, claim, start", stopped.Time, ok, claim.Time, started.Time, ok2)
 	}
 	c.stable("pbx-a1", 500*time.Millisecond)
+
+	// In maintenance nothing is started or stopped: a restart leaves the
+	// PBX as it is.
+	if res, _, err := c.do("pbx-a1", protocol.Action{Verb: "maintenance", Args: []string{"pbx-a1", "on"}}); err != nil || !res.OK {
+		t.Fatalf("maintenance pbx-a1 = %+v, %v", res, err)
+	}
+	waitFor(t, "pbx-a1 to see its flag", 5*time.Second, func() bool { return a1.engine().State().node("pbx-a1").Maintenance })
+	since = time.Now()
+	a1.restart()
+	left := c.waitEvent("pbx-a1", EvStaleLeft, since, 10*time.Second)
+	if !strings.Contains(left.Message, "left as it is: pbx-a1 is in maintenance") || !a1.holds() {
+		t.Errorf("restart in maintenance: %q, running %v; want the PBX left running", left.Message, a1.holds())
+	}
+	if e, ok := c.firstEvent("pbx-a1", EvStopped, since); ok {
+		t.Errorf("a restart in maintenance stopped the PBX: %s", e.Message)
+	}
 }
 
 // TestRestartMidSwitchoverRollsBack: the witness began a switchover and

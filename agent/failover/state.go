@@ -99,6 +99,11 @@ type NodeRecord struct {
 	Cleanup         uint64 `json:"cleanup,omitempty"`
 	CleanupDone     uint64 `json:"cleanup_done,omitempty"`
 	CleanupResource string `json:"cleanup_resource,omitempty"`
+	// Watchdog says that the node's agent feeds a watchdog, Fences which
+	// voters it can fence, as its engine last said hello: whether a node
+	// whose agent dies alone is reset or fenced before a takeover.
+	Watchdog bool     `json:"watchdog,omitempty"`
+	Fences   []string `json:"fences,omitempty"`
 }
 
 // ActionRecord is an operator action in progress, kept in the state so
@@ -153,6 +158,7 @@ func (s *State) clone() *State {
 	for k, n := range s.Nodes {
 		nn := *n
 		nn.Views = maps.Clone(n.Views)
+		nn.Fences = slices.Clone(n.Fences)
 		c.Nodes[k] = &nn
 	}
 	c.Actions = make(map[uint64]*ActionRecord, len(s.Actions))
@@ -218,6 +224,28 @@ func (s *State) agreeing(subject string) []string {
 	return out
 }
 
+// crashExposed lists the nodes that can hold the group and whose agent
+// could die alone with nothing to stop the group on them before another
+// node takes it over: no watchdog, and no voter that can fence them. Only
+// nodes whose engine has said hello are known.
+func (s *State) crashExposed() []string {
+	var out []string
+	for _, v := range s.Voters {
+		n := s.node(v.Name)
+		if v.Witness || n == nil || n.Inc == "" || n.Watchdog {
+			continue
+		}
+		fenced := false
+		for _, o := range s.Nodes {
+			fenced = fenced || o.Name != v.Name && slices.Contains(o.Fences, v.Name)
+		}
+		if !fenced {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
 // action returns the action in progress, if any.
 func (s *State) action() *ActionRecord {
 	for _, id := range slices.Sorted(maps.Keys(s.Actions)) {
@@ -274,6 +302,9 @@ type command struct {
 	Action   uint64        `json:"action,omitempty"`
 	Record   *ActionRecord `json:"record,omitempty"`
 	Step     string        `json:"step,omitempty"`
+	// Hello only: what would stop this node's group if its agent died.
+	Watchdog bool     `json:"watchdog,omitempty"`
+	Fences   []string `json:"fences,omitempty"`
 	// Init only.
 	Cluster  string  `json:"cluster,omitempty"`
 	Group    string  `json:"group,omitempty"`
@@ -324,6 +355,7 @@ func (s *State) apply(c *command) result {
 			n.Fenced, n.FencedInc = false, ""
 		}
 		n.Inc = c.Inc
+		n.Watchdog, n.Fences = c.Watchdog, slices.Clone(c.Fences)
 		return result{}
 	case opReport:
 		if s.node(c.Subject) == nil {

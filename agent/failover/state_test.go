@@ -102,3 +102,35 @@ func TestFenceClearedByReboot(t *testing.T) {
 		t.Fatal("the rebooted node is still fenced")
 	}
 }
+
+// TestCrashExposed: a node is exposed to a crash of its agent alone when
+// its hello says it has no watchdog and no other voter's hello says it
+// can fence it; the witness holds nothing and a node not yet heard from is
+// not judged.
+func TestCrashExposed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		hellos []*command
+		want   string
+	}{
+		{"nobody said hello", nil, ""},
+		{"no watchdog, no fencing", []*command{{Op: opHello, Node: "pbx-a1", Inc: "1"}, {Op: opHello, Node: "pbx-a2", Inc: "1"}, {Op: opHello, Node: "wit-a", Inc: "1"}},
+			"pbx-a1 pbx-a2"},
+		{"watchdogs", []*command{{Op: opHello, Node: "pbx-a1", Inc: "1", Watchdog: true}, {Op: opHello, Node: "pbx-a2", Inc: "1", Watchdog: true}}, ""},
+		{"one-sided fencing", []*command{{Op: opHello, Node: "pbx-a1", Inc: "1", Fences: []string{"pbx-a2"}}, {Op: opHello, Node: "pbx-a2", Inc: "1"}},
+			"pbx-a1"},
+		{"a node cannot fence itself", []*command{{Op: opHello, Node: "pbx-a1", Inc: "1", Fences: []string{"pbx-a1"}}}, "pbx-a1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := fuzzState()
+			for _, c := range tc.hellos {
+				if r := st.apply(c); r.Err != nil {
+					t.Fatal(r.Err)
+				}
+			}
+			if got := strings.Join(st.clone().crashExposed(), " "); got != tc.want {
+				t.Errorf("exposed = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -36,6 +36,25 @@ type Status struct {
 // riskTwoNode is the sentence shown for two nodes at risk.
 const riskTwoNode = "two nodes without fencing or witness: a network blip can cause split brain (allow_two_node_risk is set)"
 
+// riskAgentCrash is the sentence shown for a node whose agent may die
+// alone with nothing to stop its group.
+func riskAgentCrash(node, group string) string {
+	return fmt.Sprintf("%s has no watchdog and no node can fence it: if its agent dies alone, %s keeps running on %s while another node takes it over (allow_agent_crash_risk)", node, group, node)
+}
+
+// crashExposed lists the nodes whose agent could die alone with nothing
+// to stop the group there: as their engines said hello in the log, and
+// this node at once when it knows it is one (no watchdog, no fencing).
+func (e *Engine) crashExposed(st *State) []string {
+	out := st.crashExposed()
+	if e.w != nil && e.unguarded() && !slices.Contains(out, e.cfg.Node) {
+		if r := st.node(e.cfg.Node); r == nil || r.Inc != e.inc {
+			out = append(out, e.cfg.Node)
+		}
+	}
+	return out
+}
+
 // Status returns the engine's view now.
 func (e *Engine) Status() Status {
 	st := e.fsm.state()
@@ -65,6 +84,9 @@ func (e *Engine) Status() Status {
 	}
 	if e.mode != modeFence && !out.Quorum.HasQuorum {
 		out.Quorum.Risks = append(out.Quorum.Risks, fmt.Sprintf("no majority: %d of %d voters present, so nothing can be taken over", present, len(e.cfg.Voters)))
+	}
+	for _, n := range e.crashExposed(st) {
+		out.Quorum.Risks = append(out.Quorum.Risks, riskAgentCrash(n, e.cfg.Group))
 	}
 	if onlySerf(e.deps.Paths) && len(e.cfg.Voters) == 2 {
 		out.Quorum.Risks = append(out.Quorum.Risks, "Serf is the only heartbeat path: one broken switch looks like a failed node (add a serial or dedicated NIC path)")
@@ -123,6 +145,11 @@ func (e *Engine) Status() Status {
 	}
 	if blocked != "" {
 		out.Group.Reason = strings.TrimSpace(blocked)
+	}
+	if e.w != nil && g.Holder == e.cfg.Node {
+		if why := e.w.inUseReason(g.Epoch); why != "" {
+			out.Group.State, out.Group.Reason = "starting", why
+		}
 	}
 	if e.w != nil {
 		local := e.deps.Group.Status(e.cfg.Node)

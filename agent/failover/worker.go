@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +69,14 @@ type worker struct {
 	stopped  uint64
 	recovers []recoverReq
 	phase    phaseReport
+
+	guard *guard
+	// inUse says why the group is not started although it should be:
+	// another host still answers for it (see checkInUse); inUseEpoch is
+	// the epoch that was said at, retry when to look again.
+	inUse      string
+	inUseEpoch uint64
+	retry      time.Time
 }
 
 type recoverReq struct {
@@ -75,7 +84,8 @@ type recoverReq struct {
 }
 
 func newWorker(e *Engine) *worker {
-	return &worker{e: e, g: e.deps.Group, kick: make(chan struct{}, 1), want: want{kind: wantUnmanaged}}
+	return &worker{e: e, g: e.deps.Group, kick: make(chan struct{}, 1), want: want{kind: wantUnmanaged},
+		guard: newGuard(e.deps.Group, e.deps.Monitor)}
 }
 
 func (w *worker) wake() {
@@ -130,7 +140,6 @@ func (w *worker) requestRecover(r recoverReq) {
 func (w *worker) run() {
 	e := w.e
 	ctx := e.ctx
-	w.discover(ctx)
 	monitor := time.NewTicker(e.cfg.Timing.MonitorInterval)
 	defer monitor.Stop()
 	for {
@@ -143,6 +152,11 @@ func (w *worker) run() {
 				break
 			}
 			w.ensureRunning(ctx, wt)
+			w.mu.Lock()
+			if d := time.Until(w.retry); !w.retry.IsZero() && d < wait {
+				wait = max(d, time.Millisecond)
+			}
+			w.mu.Unlock()
 		case wantStopped:
 			w.ensureStopped(ctx, wt)
 		}
@@ -164,17 +178,78 @@ func (w *worker) run() {
 	}
 }
 
-// discover finds out, at start, whether the group's resources run here
-// (an agent restarted under a running PBX).
-func (w *worker) discover(ctx context.Context) {
+// reconcile settles, when the engine opens and before the decision log
+// is even opened, what runs here: an agent that died (kill -9, the OOM
+// killer, a bad upgrade) left its group running, and by now another node
+// may hold it. Whatever of the group runs here is stopped at once, unless
+// the node's own copy of the log says the group is not managed here
+// (cluster not activated, node in maintenance or disabled), and it starts
+// again only after the log confirms this node holds it at a newer epoch
+// (decideHolder's claim). A stop that fails leaves the node unclean, as
+// any failed stop does.
+func (w *worker) reconcile(ctx context.Context, local *State) {
+	e := w.e
+	var found []string
 	for _, p := range w.g.Monitor(ctx) {
 		if p.Status.State == resource.StateRunning || p.Status.State == resource.StateFailed {
-			w.mu.Lock()
-			w.st.running = true
-			w.mu.Unlock()
-			return
+			found = append(found, fmt.Sprintf("%s: %s", p.Resource, p.Status))
 		}
 	}
+	if len(found) == 0 {
+		return
+	}
+	what := strings.Join(found, "; ")
+	if why := unmanagedLocally(local, e.cfg); why != "" {
+		w.mu.Lock()
+		w.st.running = true
+		w.mu.Unlock()
+		e.emit(e.event(EvStaleLeft, "%s was running here when the agent started (%s); left as it is: %s", w.g.Name(), what, why))
+		return
+	}
+	epoch := local.Group.Epoch
+	ev := e.event(EvStaleFound, "%s was running here when the agent started (%s): stopping it at once; it runs here again only when the decision log confirms %s holds it",
+		w.g.Name(), what, e.cfg.Node)
+	ev.Epoch = epoch
+	e.emit(ev)
+	w.suspendChecks()
+	if err := w.g.Stop(ctx); err != nil {
+		w.mu.Lock()
+		w.st = workerStatus{running: true, epoch: epoch, err: err.Error(), unclean: true}
+		w.mu.Unlock()
+		ev := e.event(EvStopFailed, "stopping %s failed: %v; this node must be fenced before another takes the group", w.g.Name(), err)
+		ev.Epoch = epoch
+		e.emit(ev)
+		return
+	}
+	w.mu.Lock()
+	w.stopped = max(w.stopped, epoch)
+	w.mu.Unlock()
+	ev = e.event(EvStopped, "%s stopped here (found running at the agent's start, before the decision log)", w.g.Name())
+	ev.Epoch = epoch
+	e.emit(ev)
+}
+
+// unmanagedLocally says why, by this node's own copy of the decision log,
+// nothing is to be started or stopped here; "" when the group is managed.
+// A log that never formed counts as managed when the cluster activates
+// itself on forming.
+func unmanagedLocally(local *State, cfg Config) string {
+	if !local.Initialized {
+		if cfg.Activate {
+			return ""
+		}
+		return "cluster " + cfg.Cluster + " has not formed yet and waits for an operator's activate"
+	}
+	me := local.node(cfg.Node)
+	switch {
+	case !local.Activated:
+		return "cluster " + local.Cluster + " is not activated"
+	case me != nil && me.Maintenance:
+		return cfg.Node + " is in maintenance"
+	case me != nil && me.Disabled:
+		return cfg.Node + " is disabled"
+	}
+	return ""
 }
 
 func (w *worker) nextRecover() (recoverReq, bool) {
@@ -223,6 +298,12 @@ func (w *worker) ensureRunning(ctx context.Context, wt want) {
 		w.mu.Unlock()
 		w.reportPhase(wt.epoch, PhaseStarted, "")
 		return
+	}
+	if w.checkInUse(ctx, wt) {
+		return
+	}
+	if now := w.current(); now.kind != wt.kind || now.epoch != wt.epoch {
+		return // the wish changed while the probe ran
 	}
 	octx, cancel := context.WithCancel(ctx)
 	w.mu.Lock()
@@ -440,6 +521,14 @@ func (w *worker) recoverNow(ctx context.Context, r recoverReq, count bool) {
 	}
 	if count {
 		w.g.RecordFailure(r.resource, "health "+r.check, r.reason)
+	}
+	if busy := w.inUseBeforeRecover(ctx, r.resource); busy != "" {
+		// Our own address went, and another host answers for it now:
+		// adding it back would put it on two nodes. Hand the group on;
+		// whoever takes it probes before it starts.
+		e.emit(e.event(EvInUse, "not restarting %s: %s; %s leaves %s", r.resource, busy, e.cfg.Node, e.cfg.Group))
+		e.requestLeave(fmt.Sprintf("%s: %s", r.resource, busy), "")
+		return
 	}
 	if e.deps.Monitor != nil {
 		e.deps.Monitor.Suspend(r.resource)

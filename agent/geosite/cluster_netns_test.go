@@ -84,7 +84,7 @@ func TestGeoDrivesLocalClusters(t *testing.T) {
 		if m.site == "arb" {
 			role = "arbitrator"
 		} else {
-			fmt.Fprintf(&extra, "[failover]\nenabled = true\ngroup = \"pbx-%s\"\nactivate = true\nallow_two_node_risk = true\n", m.site)
+			fmt.Fprintf(&extra, "[failover]\nenabled = true\ngroup = \"pbx-%s\"\nactivate = true\nallow_two_node_risk = true\nallow_agent_crash_risk = true\n", m.site)
 			for _, o := range members {
 				if o.site == m.site {
 					fmt.Fprintf(&extra, "[[failover.voter]]\nname = %q\naddr = \"%s:7947\"\n", o.name, o.ip)

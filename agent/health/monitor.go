@@ -281,6 +281,17 @@ func (m *Monitor) Results() []Result {
 	return out
 }
 
+// Specs returns the configuration of every check, in order.
+func (m *Monitor) Specs() []Spec {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Spec, len(m.checks))
+	for i, cs := range m.checks {
+		out[i] = cs.c.Spec()
+	}
+	return out
+}
+
 // Checks returns the last results of resource's checks as the protocol
 // shows them (every check when resource is ""); checks not yet probed
 // are listed as not OK with output "not probed yet".

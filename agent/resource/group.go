@@ -297,6 +297,35 @@ func countWord(n int) string {
 	return fmt.Sprintf("%d times", n)
 }
 
+// InUse runs the in-use probes of the group's resources at once (see
+// InUse) and returns one line for each resource another host still
+// answers for. A probe that could not run is in err; its resource is not
+// counted as in use (its start then fails on the same cause, with the
+// error saying why).
+func (g *Group) InUse(ctx context.Context) (busy []string, err error) {
+	type answer struct {
+		who string
+		err error
+	}
+	answers := make([]answer, len(g.res))
+	var wg sync.WaitGroup
+	for i, r := range g.res {
+		wg.Go(func() {
+			who, err := InUse(ctx, r)
+			answers[i] = answer{who, err}
+		})
+	}
+	wg.Wait()
+	var errs []error
+	for _, a := range answers {
+		if a.who != "" {
+			busy = append(busy, a.who)
+		}
+		errs = append(errs, a.err)
+	}
+	return busy, errors.Join(errs...)
+}
+
 // Probe is one resource's monitor result within its group.
 type Probe struct {
 	Resource string

@@ -53,6 +53,8 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 		{"vip bad interface", Spec{Name: "v", Type: "vip", Params: map[string]string{"ip": "192.0.2.10/24", "interface": "eth0:1"}}, "", "interface", "not an interface name", "eth0"},
 		{"vip bad arp_count", Spec{Name: "v", Type: "vip", Params: map[string]string{"ip": "192.0.2.10/24", "interface": "eth0", "arp_count": "many"}}, "", "arp_count", "not a count", "rounds"},
 		{"vip bad arp_interval", Spec{Name: "v", Type: "vip", Params: map[string]string{"ip": "192.0.2.10/24", "interface": "eth0", "arp_interval": "1h"}}, "", "arp_interval", "not a duration from 10ms", "200ms"},
+		{"vip bad probe_count", Spec{Name: "v", Type: "vip", Params: map[string]string{"ip": "192.0.2.10/24", "interface": "eth0", "probe_count": "-1"}}, "", "probe_count", "not a count", "ARP probes"},
+		{"vip bad probe_interval", Spec{Name: "v", Type: "vip", Params: map[string]string{"ip": "192.0.2.10/24", "interface": "eth0", "probe_interval": "1us"}}, "", "probe_interval", "not a duration from 10ms", "50ms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.path != "" {
@@ -89,15 +91,37 @@ func TestNewRejectsBadSpecs(t *testing.T) {
 	}
 }
 
+// TestNewFillsDefaultTimeouts: a timeout left out takes its type's
+// default; one given is kept. An address stops within a second and a
+// service within five, so that the stop budget of a usual group (a VIP and
+// a PBX) is seconds, not Pacemaker's 20 s per resource.
 func TestNewFillsDefaultTimeouts(t *testing.T) {
 	dir := t.TempDir()
-	r := mustNew(t, Spec{Name: "a", Type: "exec", Params: map[string]string{"path": lsbScript(t, dir, "a", filepath.Join(dir, "l"))},
-		StopTimeout: 5 * time.Second})
-	s, ok := SpecOf(r)
-	if !ok {
-		t.Fatal("SpecOf: not built by New")
+	script := lsbScript(t, dir, "a", filepath.Join(dir, "l"))
+	for _, tc := range []struct {
+		spec Spec
+		want Timeouts
+	}{
+		{Spec{Name: "a", Type: "exec", Params: map[string]string{"path": script}, StopTimeout: 7 * time.Second},
+			Timeouts{Start: DefaultStartTimeout, Stop: 7 * time.Second, Monitor: DefaultMonitorTimeout}},
+		{Spec{Name: "a", Type: "exec", Params: map[string]string{"path": script}},
+			Timeouts{Start: DefaultStartTimeout, Stop: 5 * time.Second, Monitor: DefaultMonitorTimeout}},
+		{Spec{Name: "v", Type: "vip", Params: map[string]string{"ip": "192.0.2.10/24", "interface": "eth0"}},
+			Timeouts{Start: 5 * time.Second, Stop: time.Second, Monitor: 5 * time.Second}},
+	} {
+		r := mustNew(t, tc.spec)
+		s, ok := SpecOf(r)
+		if !ok {
+			t.Fatal("SpecOf: not built by New")
+		}
+		if got := (Timeouts{s.StartTimeout, s.StopTimeout, s.MonitorTimeout}); got != tc.want {
+			t.Errorf("%s resource: timeouts %+v, want %+v", tc.spec.Type, got, tc.want)
+		}
+		if d := DefaultTimeouts(tc.spec.Type); tc.spec.StopTimeout == 0 && d != tc.want {
+			t.Errorf("DefaultTimeouts(%s) = %+v, want %+v", tc.spec.Type, d, tc.want)
+		}
 	}
-	if s.StartTimeout != DefaultStartTimeout || s.StopTimeout != 5*time.Second || s.MonitorTimeout != DefaultMonitorTimeout {
-		t.Fatalf("timeouts = %v %v %v", s.StartTimeout, s.StopTimeout, s.MonitorTimeout)
+	if d := DefaultTimeouts("ocf"); d.Stop != DefaultStopTimeout {
+		t.Errorf("ocf stop default %v, want Pacemaker's %v", d.Stop, DefaultStopTimeout)
 	}
 }

@@ -28,13 +28,42 @@ import (
 	"github.com/hatui/hatui/agent/resource/command"
 )
 
-// Default operation timeouts, as Pacemaker's defaults for start and stop
-// and a monitor short enough to notice a hung service quickly.
+// Default operation timeouts of a resource whose type has none of its own
+// (see DefaultTimeouts): Pacemaker's defaults for start and stop, and a
+// monitor short enough to notice a hung service quickly.
 const (
 	DefaultStartTimeout   = 20 * time.Second
 	DefaultStopTimeout    = 20 * time.Second
 	DefaultMonitorTimeout = 10 * time.Second
 )
+
+// Timeouts are the operation timeouts of a resource.
+type Timeouts struct {
+	Start, Stop, Monitor time.Duration
+}
+
+// DefaultTimeouts returns the default timeouts of resource type typ.
+//
+// The stop timeouts matter most: their sum is the group's stop budget, and
+// a standby that takes over without fencing waits the stop budget plus the
+// dead time and a keepalive (agent/failover.Timing), so Pacemaker's 20 s
+// for every resource made even a lone virtual IP wait 21 s. Each type's
+// stop timeout is what that kind of stop takes with room to spare:
+//
+//   - vip: removing an address is one netlink call, a millisecond; 1 s
+//     covers a loaded machine.
+//   - systemd, runit, exec: a PBX told to stop (asterisk's "core stop
+//     now", FreeSWITCH's shutdown, kamailio) is gone within a second or
+//     two; 5 s. A service that needs longer sets stop_timeout, and
+//     ha-agent check-config prints the takeover delay that follows.
+//   - ocf: resource agents declare their own timeouts in their meta-data
+//     and are often slow (databases, file systems): Pacemaker's 20 s.
+func DefaultTimeouts(typ string) Timeouts {
+	if info, ok := types[typ]; ok {
+		return info.timeouts
+	}
+	return Timeouts{Start: DefaultStartTimeout, Stop: DefaultStopTimeout, Monitor: DefaultMonitorTimeout}
+}
 
 // State is what a monitor operation found.
 type State string
@@ -183,16 +212,20 @@ type driver interface {
 type typeInfo struct {
 	// keys are the parameters the type accepts; nil means the type checks
 	// its own (ocf, whose agents declare theirs in meta-data).
-	keys []string
-	new  func(spec Spec) (driver, error)
+	keys     []string
+	new      func(spec Spec) (driver, error)
+	timeouts Timeouts
 }
 
+// serviceTimeouts are the defaults of the types that run a service.
+var serviceTimeouts = Timeouts{Start: DefaultStartTimeout, Stop: 5 * time.Second, Monitor: DefaultMonitorTimeout}
+
 var types = map[string]typeInfo{
-	"vip":     {keys: vipKeys, new: newVIP},
-	"systemd": {keys: []string{"unit"}, new: newSystemd},
-	"runit":   {keys: []string{"service", "svdir"}, new: newRunit},
-	"ocf":     {keys: nil, new: newOCF},
-	"exec":    {keys: []string{"path"}, new: newExec},
+	"vip":     {keys: vipKeys, new: newVIP, timeouts: Timeouts{Start: 5 * time.Second, Stop: time.Second, Monitor: 5 * time.Second}},
+	"systemd": {keys: []string{"unit"}, new: newSystemd, timeouts: serviceTimeouts},
+	"runit":   {keys: []string{"service", "svdir"}, new: newRunit, timeouts: serviceTimeouts},
+	"ocf":     {keys: nil, new: newOCF, timeouts: Timeouts{Start: DefaultStartTimeout, Stop: DefaultStopTimeout, Monitor: DefaultMonitorTimeout}},
+	"exec":    {keys: []string{"path"}, new: newExec, timeouts: serviceTimeouts},
 }
 
 // Types lists the resource types New knows.
@@ -223,9 +256,9 @@ func New(spec Spec) (Resource, error) {
 		d   *time.Duration
 		def time.Duration
 	}{
-		{"start_timeout", &spec.StartTimeout, DefaultStartTimeout},
-		{"stop_timeout", &spec.StopTimeout, DefaultStopTimeout},
-		{"monitor_timeout", &spec.MonitorTimeout, DefaultMonitorTimeout},
+		{"start_timeout", &spec.StartTimeout, info.timeouts.Start},
+		{"stop_timeout", &spec.StopTimeout, info.timeouts.Stop},
+		{"monitor_timeout", &spec.MonitorTimeout, info.timeouts.Monitor},
 	} {
 		switch {
 		case *t.d < 0:
@@ -299,6 +332,35 @@ func timedOut(parent, op context.Context, err error) bool {
 	}
 	return errors.Is(err, command.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) ||
 		errors.Is(op.Err(), context.DeadlineExceeded)
+}
+
+// inUser is a driver that can tell whether another host still answers for
+// what it would take.
+type inUser interface {
+	inUse(ctx context.Context) (string, error)
+}
+
+// InUse asks whether another host still answers for r before r starts
+// here: a virtual IP that a neighbour still answers ARP for (RFC 5227's
+// probe, as arping -D sends). who says who answers, in a line for the
+// operator; "" means nobody does, or that r's type cannot tell (every type
+// but vip). err says the probe itself could not run.
+func InUse(ctx context.Context, r Resource) (who string, err error) {
+	b, ok := r.(*bounded)
+	if !ok {
+		return "", nil
+	}
+	iu, ok := b.d.(inUser)
+	if !ok {
+		return "", nil
+	}
+	octx, cancel := context.WithTimeout(ctx, b.spec.MonitorTimeout)
+	defer cancel()
+	who, err = iu.inUse(octx)
+	if err != nil {
+		return "", fmt.Errorf("probing whether %s resource %q is in use: %w", b.spec.Type, b.spec.Name, err)
+	}
+	return who, nil
 }
 
 // SpecOf returns the spec a resource built by New was made from (with

@@ -1,6 +1,8 @@
 package resource
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -12,8 +14,11 @@ import (
 //
 //	ip            IPv4 address with prefix, such as "192.0.2.10/24" (required)
 //	interface     the interface to put it on, such as "eth0" (required)
-//	arp_count     gratuitous ARP rounds after adding the address (default 3, 0 sends none)
-//	arp_interval  time between rounds (default 200ms)
+//	arp_count       gratuitous ARP rounds after adding the address (default 3, 0 sends none)
+//	arp_interval    time between rounds (default 200ms)
+//	probe_count     ARP probes sent before the address is added, to find a
+//	                host that still has it (default 3, 0 sends none)
+//	probe_interval  time between probes, and the wait after the last (default 50ms)
 //
 // The address is added and removed through rtnetlink directly rather than
 // by running ip(8): the monitor runs every few seconds on every node and a
@@ -25,23 +30,41 @@ import (
 // with sender and target address both the VIP, sent from the interface's
 // MAC to the broadcast address over an AF_PACKET socket, so that switches
 // and neighbours update their tables whichever of the two they honour.
-var vipKeys = []string{"ip", "interface", "arp_count", "arp_interval"}
+//
+// Before the address is added anywhere, InUse probes for it as RFC 5227
+// (and arping -D) does: ARP requests for the VIP with sender address
+// 0.0.0.0, so that no neighbour learns anything from them, and any ARP
+// packet from another MAC whose sender address is the VIP means a host
+// still has it (a holder whose agent died, with the address still up). The
+// probe is Go over the same AF_PACKET socket as the announcements rather
+// than arping: no binary to install (iputils and Thomas Habets' arping
+// differ in options and exit codes), no output to parse, and it runs on
+// the calling thread, so inside whatever network namespace that is. The
+// RFC's timing (three probes 1–2 s apart) is for self-assigned addresses;
+// a takeover pays for every millisecond, and a host that has the address
+// answers within a millisecond on a LAN, so the default is three probes
+// 50 ms apart and 50 ms more for the answers: 150 ms.
+var vipKeys = []string{"ip", "interface", "arp_count", "arp_interval", "probe_count", "probe_interval"}
 
-// Defaults for gratuitous ARP.
+// Defaults for gratuitous ARP and the probe before adding the address.
 const (
-	DefaultARPCount    = 3
-	DefaultARPInterval = 200 * time.Millisecond
+	DefaultARPCount      = 3
+	DefaultARPInterval   = 200 * time.Millisecond
+	DefaultProbeCount    = 3
+	DefaultProbeInterval = 50 * time.Millisecond
 )
 
 type vipConfig struct {
-	prefix      netip.Prefix
-	iface       string
-	arpCount    int
-	arpInterval time.Duration
+	prefix        netip.Prefix
+	iface         string
+	arpCount      int
+	arpInterval   time.Duration
+	probeCount    int
+	probeInterval time.Duration
 }
 
 func parseVIP(spec Spec) (vipConfig, error) {
-	cfg := vipConfig{arpCount: DefaultARPCount, arpInterval: DefaultARPInterval}
+	cfg := vipConfig{arpCount: DefaultARPCount, arpInterval: DefaultARPInterval, probeCount: DefaultProbeCount, probeInterval: DefaultProbeInterval}
 	bad := func(key, problem, want string) error {
 		return &ConfigError{Resource: spec.Name, Key: key, Problem: problem, Want: want}
 	}
@@ -78,19 +101,35 @@ func parseVIP(spec Spec) (vipConfig, error) {
 		return cfg, bad("interface", fmt.Sprintf("%q is not an interface name", cfg.iface), ifWant)
 	}
 
-	if v, ok := spec.Params["arp_count"]; ok {
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil || n < 0 || n > 100 {
-			return cfg, bad("arp_count", fmt.Sprintf("%q is not a count from 0 to 100", v), "a number of gratuitous ARP rounds, such as 3")
+	for _, c := range []struct {
+		key, want string
+		n         *int
+	}{
+		{"arp_count", "a number of gratuitous ARP rounds, such as 3", &cfg.arpCount},
+		{"probe_count", "a number of ARP probes before the address is added, such as 3 (0: none)", &cfg.probeCount},
+	} {
+		if v, ok := spec.Params[c.key]; ok {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 || n > 100 {
+				return cfg, bad(c.key, fmt.Sprintf("%q is not a count from 0 to 100", v), c.want)
+			}
+			*c.n = n
 		}
-		cfg.arpCount = n
 	}
-	if v, ok := spec.Params["arp_interval"]; ok {
-		d, err := time.ParseDuration(strings.TrimSpace(v))
-		if err != nil || d < 10*time.Millisecond || d > 10*time.Second {
-			return cfg, bad("arp_interval", fmt.Sprintf("%q is not a duration from 10ms to 10s", v), "a duration such as \"200ms\"")
+	for _, c := range []struct {
+		key, want string
+		d         *time.Duration
+	}{
+		{"arp_interval", "a duration such as \"200ms\"", &cfg.arpInterval},
+		{"probe_interval", "a duration such as \"50ms\"", &cfg.probeInterval},
+	} {
+		if v, ok := spec.Params[c.key]; ok {
+			d, err := time.ParseDuration(strings.TrimSpace(v))
+			if err != nil || d < 10*time.Millisecond || d > 10*time.Second {
+				return cfg, bad(c.key, fmt.Sprintf("%q is not a duration from 10ms to 10s", v), c.want)
+			}
+			*c.d = d
 		}
-		cfg.arpInterval = d
 	}
 	return cfg, nil
 }
@@ -111,6 +150,65 @@ const (
 )
 
 var broadcastMAC = []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// ARPProbe builds RFC 5227's ARP probe for ip from mac: a broadcast ARP
+// request whose sender protocol address is 0.0.0.0 (so that no neighbour
+// updates its cache from it) and whose target is ip, padded to 60 bytes.
+// It returns nil unless mac is 6 bytes and ip is IPv4.
+func ARPProbe(mac []byte, ip netip.Addr) []byte {
+	f := GratuitousARP(mac, ip, arpRequest)
+	if f == nil {
+		return nil
+	}
+	clear(f[14+14 : 14+18]) // sender protocol address
+	return f
+}
+
+// ARPPacket is an IPv4-over-Ethernet ARP packet.
+type ARPPacket struct {
+	// EtherDst and EtherSrc are the Ethernet header's addresses.
+	EtherDst, EtherSrc []byte
+	Op                 uint16
+	SenderMAC          []byte
+	SenderIP           netip.Addr
+	TargetMAC          []byte
+	TargetIP           netip.Addr
+}
+
+// ErrNotARP is returned by DecodeARP for a frame that is not an
+// IPv4-over-Ethernet ARP packet.
+var ErrNotARP = errors.New("not an IPv4 over Ethernet ARP frame")
+
+// DecodeARP reads an Ethernet frame carrying an ARP packet for IPv4 over
+// Ethernet. Anything else (too short, another EtherType, other hardware
+// or protocol types) is ErrNotARP. The slices point into f.
+func DecodeARP(f []byte) (ARPPacket, error) {
+	if len(f) < 14+28 || f[12] != 0x08 || f[13] != 0x06 {
+		return ARPPacket{}, ErrNotARP
+	}
+	a := f[14:]
+	if a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4 {
+		return ARPPacket{}, ErrNotARP
+	}
+	return ARPPacket{
+		Op:        uint16(a[6])<<8 | uint16(a[7]),
+		SenderMAC: a[8:14],
+		SenderIP:  netip.AddrFrom4([4]byte(a[14:18])),
+		TargetMAC: a[18:24],
+		TargetIP:  netip.AddrFrom4([4]byte(a[24:28])),
+		EtherDst:  f[0:6],
+		EtherSrc:  f[6:12],
+	}, nil
+}
+
+// claims reports whether p says that a host other than mine has ip: any
+// ARP packet (request, reply, announcement) whose sender address is ip,
+// sent from another MAC. A probe from another host (sender 0.0.0.0) does
+// not count: it only says that someone else is about to take ip, which
+// the decision log rules out.
+func (p ARPPacket) claims(ip netip.Addr, mine []byte) bool {
+	return p.SenderIP == ip && !bytes.Equal(p.SenderMAC, mine) && !bytes.Equal(p.EtherSrc, mine)
+}
 
 // GratuitousARP builds the Ethernet frame announcing that ip is at mac:
 // an ARP packet (op 1 request or 2 reply) whose sender and target

@@ -306,3 +306,84 @@ func sendGARP(ctx context.Context, ifi *net.Interface, ip netip.Addr, count int,
 	}
 	return nil
 }
+
+// inUse probes for the address on the link before it is added (RFC 5227,
+// as arping -D): probeCount ARP probes probeInterval apart, and listening
+// until probeInterval after the last, for any ARP packet from another MAC
+// whose sender address is the VIP. A down or missing interface, or one
+// without an Ethernet address, cannot be probed: nobody is found, and the
+// start that follows fails or goes ahead on its own terms.
+func (v *vipResource) inUse(ctx context.Context) (string, error) {
+	if v.cfg.probeCount == 0 {
+		return "", nil
+	}
+	ifi, err := net.InterfaceByName(v.cfg.iface)
+	if err != nil || ifi.Flags&net.FlagUp == 0 || len(ifi.HardwareAddr) != 6 {
+		return "", nil
+	}
+	ip := v.cfg.prefix.Addr()
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, int(htons(unix.ETH_P_ARP)))
+	if err != nil {
+		return "", fmt.Errorf("open packet socket: %w", err)
+	}
+	defer unix.Close(fd)
+	// Bound to the interface: only its ARP traffic is read.
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifi.Index}); err != nil {
+		return "", fmt.Errorf("bind packet socket to %s: %w", ifi.Name, err)
+	}
+	to := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: ifi.Index, Halen: 6}
+	copy(to.Addr[:], broadcastMAC)
+	probe := ARPProbe(ifi.HardwareAddr, ip)
+	buf := make([]byte, 1500)
+	start := time.Now()
+	end := start.Add(time.Duration(v.cfg.probeCount) * v.cfg.probeInterval)
+	sent := 0
+	for {
+		now := time.Now()
+		if sent < v.cfg.probeCount && !now.Before(start.Add(time.Duration(sent)*v.cfg.probeInterval)) {
+			if err := unix.Sendto(fd, probe, 0, to); err != nil {
+				return "", fmt.Errorf("send ARP probe on %s: %w", ifi.Name, err)
+			}
+			sent++
+		}
+		if who := readClaims(fd, buf, ip, ifi.HardwareAddr); who != "" {
+			return fmt.Sprintf("%s still answers ARP on %s (from %s)", ip, ifi.Name, who), nil
+		}
+		next := end
+		if sent < v.cfg.probeCount {
+			next = start.Add(time.Duration(sent) * v.cfg.probeInterval)
+		}
+		if sent == v.cfg.probeCount && !now.Before(end) {
+			return "", nil
+		}
+		if d, ok := ctx.Deadline(); ok && d.Before(next) {
+			next = d
+		}
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		wait := max(time.Until(next), time.Millisecond)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, int(wait.Milliseconds())+1); err != nil && !errors.Is(err, unix.EINTR) {
+			return "", fmt.Errorf("wait for ARP answers on %s: %w", ifi.Name, err)
+		}
+	}
+}
+
+// readClaims reads every queued frame and returns the MAC of the first
+// that claims ip, "" when none does.
+func readClaims(fd int, buf []byte, ip netip.Addr, mine net.HardwareAddr) string {
+	for {
+		n, from, err := unix.Recvfrom(fd, buf, 0)
+		if err != nil {
+			return "" // EAGAIN: nothing more queued
+		}
+		if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+			continue
+		}
+		p, err := DecodeARP(buf[:n])
+		if err == nil && p.claims(ip, mine) {
+			return net.HardwareAddr(p.SenderMAC).String()
+		}
+	}
+}

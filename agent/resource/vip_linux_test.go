@@ -232,3 +232,100 @@ func TestGratuitousARPFrame(t *testing.T) {
 		t.Fatal("GratuitousARP accepted an IPv6 address or a short MAC")
 	}
 }
+
+// TestVIPInUseProbe: a host that has the address answers the ARP probe of
+// one about to add it, in another namespace on the same link, and the
+// probe names its MAC; once the address is gone, nobody answers. The
+// probe's own frames carry sender address 0.0.0.0, so the host that has
+// the address learns no neighbour entry from them.
+func TestVIPInUseProbe(t *testing.T) {
+	needRoot(t)
+	need(t, "ip")
+	ctx := testCtx(t)
+	id := os.Getpid() % 100000
+	nsA, nsB := fmt.Sprintf("hatui-arp-a%d", id), fmt.Sprintf("hatui-arp-b%d", id)
+	ifA, ifB := fmt.Sprintf("hpa%d", id), fmt.Sprintf("hpb%d", id)
+	addNetns(t, nsA)
+	addNetns(t, nsB)
+	ip(t, "link", "add", ifA, "type", "veth", "peer", "name", ifB)
+	ip(t, "link", "set", ifA, "netns", nsA)
+	ip(t, "link", "set", ifB, "netns", nsB)
+	ip(t, "-n", nsA, "link", "set", ifA, "up")
+	ip(t, "-n", nsB, "link", "set", ifB, "up")
+	ip(t, "-n", nsA, "addr", "add", "198.51.100.20/24", "dev", ifA)
+	var macA string
+	inNetns(t, nsA, func() error {
+		ifi, err := net.InterfaceByName(ifA)
+		if err == nil {
+			macA = ifi.HardwareAddr.String()
+		}
+		return err
+	})
+
+	r := mustNew(t, Spec{Name: "vip", Type: "vip", Params: map[string]string{"ip": "198.51.100.20/24", "interface": ifB}})
+	probe := func() (string, time.Duration) {
+		var who string
+		var took time.Duration
+		inNetns(t, nsB, func() error {
+			start := time.Now()
+			var err error
+			who, err = InUse(ctx, r)
+			took = time.Since(start)
+			return err
+		})
+		return who, took
+	}
+	who, took := probe()
+	if want := "198.51.100.20 still answers ARP on " + ifB + " (from " + macA + ")"; who != want {
+		t.Fatalf("probe with the address on the other host: %q, want %q", who, want)
+	}
+	t.Logf("found in %v: %s", took.Round(time.Millisecond), who)
+	if out := ip(t, "-n", nsA, "neigh", "show", "dev", ifA); strings.TrimSpace(out) != "" {
+		t.Errorf("the probed host learnt a neighbour from the probe: %s", out)
+	}
+
+	ip(t, "-n", nsA, "addr", "del", "198.51.100.20/24", "dev", ifA)
+	who, took = probe()
+	if who != "" {
+		t.Fatalf("probe with the address gone: %q, want nobody", who)
+	}
+	want := time.Duration(DefaultProbeCount) * DefaultProbeInterval
+	if took < want {
+		t.Errorf("a probe that found nobody took %v, less than its %d probes %v apart", took, DefaultProbeCount, DefaultProbeInterval)
+	}
+
+	// probe_count = 0 turns it off; other types cannot tell.
+	off := mustNew(t, Spec{Name: "vip0", Type: "vip", Params: map[string]string{"ip": "198.51.100.20/24", "interface": ifB, "probe_count": "0"}})
+	ip(t, "-n", nsA, "addr", "add", "198.51.100.20/24", "dev", ifA)
+	inNetns(t, nsB, func() error {
+		if who, err := InUse(ctx, off); who != "" || err != nil {
+			return fmt.Errorf("probe_count 0: %q, %v; want no probe", who, err)
+		}
+		return nil
+	})
+}
+
+// TestARPProbeFrame: an RFC 5227 probe is a broadcast request for the
+// address with sender address 0.0.0.0 and a zero target MAC.
+func TestARPProbeFrame(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	vip := netip.MustParseAddr("198.51.100.10")
+	f := ARPProbe(mac, vip)
+	p, err := DecodeARP(f)
+	if err != nil || len(f) != 60 {
+		t.Fatalf("DecodeARP(probe) = %v (len %d)", err, len(f))
+	}
+	if p.Op != arpRequest || !bytes.Equal(p.EtherDst, broadcastMAC) || !bytes.Equal(p.EtherSrc, mac) || !bytes.Equal(p.SenderMAC, mac) ||
+		p.SenderIP != netip.IPv4Unspecified() || p.TargetIP != vip || !bytes.Equal(p.TargetMAC, make([]byte, 6)) {
+		t.Fatalf("probe decodes as %+v", p)
+	}
+	if p.claims(vip, net.HardwareAddr{2, 0, 0, 0, 0, 2}) {
+		t.Error("another host's probe counted as a claim on the address")
+	}
+	if g, _ := DecodeARP(GratuitousARP(mac, vip, arpReply)); !g.claims(vip, net.HardwareAddr{2, 0, 0, 0, 0, 2}) || g.claims(vip, mac) {
+		t.Error("an announcement from another MAC is a claim, one from our own is not")
+	}
+	if _, err := DecodeARP(f[:41]); err != ErrNotARP {
+		t.Errorf("short frame: %v", err)
+	}
+}

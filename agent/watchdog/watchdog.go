@@ -8,9 +8,15 @@
 // the magic character 'V' disarms it (on drivers that honour the magic
 // close); closing it without, as a dying process does, leaves it armed.
 // Linux watchdog timeouts are whole seconds.
+//
+// Inspect checks a device without arming it for good (check-config), and
+// Load loads softdog with modprobe when the device is missing (the agent's
+// start); both say what they found, so that an operator can tell a real
+// watchdog from a file standing in for one.
 package watchdog
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"sync"
@@ -21,10 +27,12 @@ import (
 
 // Device is an open, armed watchdog.
 type Device struct {
-	path    string
-	f       *os.File
-	timeout time.Duration
-	every   time.Duration
+	path     string
+	f        *os.File
+	kind     Kind
+	identity string
+	timeout  time.Duration
+	every    time.Duration
 
 	mu     sync.Mutex
 	last   time.Time
@@ -44,8 +52,12 @@ func Open(path string, timeout time.Duration) (*Device, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening watchdog %s: %w (load a driver, e.g. modprobe softdog, or remove failover.watchdog)", path, err)
 	}
-	d := &Device{path: path, f: f, timeout: timeout}
+	d := &Device{path: path, f: f, timeout: timeout, kind: KindStandIn}
 	if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		d.kind = KindDevice
+		if info, err := unix.IoctlGetWatchdogInfo(int(f.Fd())); err == nil {
+			d.identity = string(bytes.TrimRight(info.Identity[:], "\x00"))
+		}
 		secs := int((timeout + time.Second - 1) / time.Second)
 		if err := unix.IoctlSetPointerInt(int(f.Fd()), unix.WDIOC_SETTIMEOUT, secs); err != nil {
 			d.disarmAndClose()
@@ -66,6 +78,16 @@ func Open(path string, timeout time.Duration) (*Device, error) {
 	d.every = max(d.timeout/4, 10*time.Millisecond)
 	d.Kick()
 	return d, d.Err()
+}
+
+// Report says what was armed: a device with its identity and timeout, or
+// a stand-in that resets nothing.
+func (d *Device) Report() Report {
+	r := Report{Path: d.path, Kind: d.kind, Identity: d.identity, Timeout: d.timeout}
+	if d.kind == KindDevice {
+		r.Note = "armed with WDIOC_SETTIMEOUT"
+	}
+	return r
 }
 
 // Timeout is the device's timeout.

@@ -3,9 +3,15 @@
 package netns_test
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hatui/hatui/agent/config"
+	"github.com/hatui/hatui/agent/failover"
+	"github.com/hatui/hatui/agent/resource"
 )
 
 // benchTiming is a production-like profile made quick: heartbeats every
@@ -66,8 +72,9 @@ func BenchmarkCrashToServiceFenced(b *testing.B) {
 	crashToService(b, o)
 }
 
-func crashToService(b *testing.B, o opts) {
-	const runs = 20
+func crashToService(b *testing.B, o opts) { crashToServiceRuns(b, o, 20) }
+
+func crashToServiceRuns(b *testing.B, o opts, runs int) {
 	for range b.N {
 		c := newCluster(b, o)
 		p := c.startProber(20 * time.Millisecond)
@@ -153,3 +160,97 @@ func BenchmarkSwitchoverUnavailability(b *testing.B) {
 		report(b, "switchover-gap", ds)
 	}
 }
+
+// recipe is recipes/ha-agent-failover.toml, the configuration an
+// installer starts from.
+const recipe = "../../../recipes/ha-agent-failover.toml"
+
+// recipeOpts are the recipe's timings as it ships them, untuned: its
+// [failover.timing], raft at its defaults, the resources' stop timeouts at
+// their types' defaults (vip, and sipp as an exec resource standing for
+// the recipe's PBX unit), the recipe's SIP check of the VIP, a witness,
+// and a watchdog (the harness's file stand-in; the kernel here has no
+// softdog) with the default timeout the agent picks.
+func recipeOpts(b *testing.B) opts {
+	b.Helper()
+	c, err := config.Load(recipe)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fc := c.Failover
+	t := fc.Timing
+	var timing strings.Builder
+	timing.WriteString("[failover.timing]\n")
+	for _, kv := range []struct {
+		key string
+		d   config.Duration
+	}{{"keepalive", t.Keepalive}, {"warntime", t.WarnTime}, {"deadtime", t.DeadTime}, {"initdead", t.InitDead},
+		{"stop_deadline", t.StopDeadline}, {"stop_budget", t.StopBudget}, {"takeover_delay", t.TakeoverDelay},
+		{"fence_retry", t.FenceRetry}, {"monitor_interval", t.MonitorInterval}} {
+		if kv.d.Duration != 0 {
+			fmt.Fprintf(&timing, "%s = %q\n", kv.key, kv.d.Duration)
+		}
+	}
+	if fc.Watchdog == "" || fc.WatchdogTimeout.Duration != 0 || len(fc.Checks) != 1 || fc.Checks[0].Kind != "sip" {
+		b.Fatalf("%s no longer has a watchdog with the default timeout and one SIP check: update recipeOpts", recipe)
+	}
+	ck := fc.Checks[0]
+	checks := fmt.Sprintf("[[failover.check]]\nname = %q\nkind = \"sip\"\nresource = \"sip\"\nclass = %q\ninterval = %q\ntimeout = %q\nrise = %d\nfall = %d\nparams = { address = %q }\n",
+		ck.Name, ck.Class, ck.Interval.Duration, ck.Timeout.Duration, ck.Rise, ck.Fall, vipAddr+":"+sipPort)
+	// The watchdog timeout the agent picks: the takeover delay less two
+	// keepalives, in whole seconds.
+	budget := resource.DefaultTimeouts("vip").Stop + resource.DefaultTimeouts("exec").Stop
+	ec := failover.Config{Timing: failover.Timing{Keepalive: t.Keepalive.Duration, WarnTime: t.WarnTime.Duration, DeadTime: t.DeadTime.Duration, InitDead: t.InitDead.Duration}}.WithDefaults(budget)
+	wd := (ec.Timing.TakeoverDelay - 2*ec.Timing.Keepalive).Truncate(time.Second)
+	b.Logf("recipe timings: keepalive %v, deadtime %v, stop budget %v, takeover delay %v, watchdog %v",
+		ec.Timing.Keepalive, ec.Timing.DeadTime, budget, ec.Timing.TakeoverDelay, wd)
+	return opts{witness: true, timing: timing.String(), vipStop: "default", sipStop: "default", checks: &checks, wdReset: wd}
+}
+
+// BenchmarkAgentCrashToSIPRecipe kills the agent of the node that holds
+// the group (kill -9; node, link, VIP and sipp stay up) 10 times,
+// alternating the nodes, with the recipe's timings (recipeOpts). The
+// watchdog resets the node when the agent stops feeding it; the standby
+// starts the group the takeover delay after its last contact. Measured:
+// from the kill to the first SIP 200 the client gets from the other node
+// (a probe every 20 ms), and the client's outage (from the reset, when
+// the old holder's sipp went, to that answer).
+func BenchmarkAgentCrashToSIPRecipe(b *testing.B) {
+	const runs = 10
+	o := recipeOpts(b)
+	for range b.N {
+		c := newCluster(b, o)
+		p := c.startProber(20 * time.Millisecond)
+		h := c.waitStarted(120*time.Second, "")
+		c.waitAnswered(p, 60*time.Second, time.Now())
+		var toSIP, outage []time.Duration
+		for i := range runs {
+			sb := c.other(h)
+			kill := time.Now()
+			h.killAgent()
+			waitFor(b, 60*time.Second, "the watchdog to reset "+h.name, func() (bool, string) { return h.lastReset().After(kill), "not yet" })
+			reset := h.lastReset()
+			waitFor(b, 60*time.Second, sb.name+" to take the group over", func() (bool, string) {
+				g, _, err := sb.group()
+				return err == nil && g.Active == sb.name, fmt.Sprintf("%+v %v", g, err)
+			})
+			h.revive()
+			if got := c.waitStarted(120*time.Second, h.name); got != sb {
+				b.Fatalf("kill %d: the group is on %s", i+1, got.name)
+			}
+			at := c.waitAnswered(p, 60*time.Second, reset)
+			toSIP = append(toSIP, at.Sub(kill))
+			outage = append(outage, at.Sub(reset))
+			b.Logf("kill %d of %s's agent: reset after %v, SIP from %s after %v (outage %v)", i+1, h.name,
+				reset.Sub(kill).Round(time.Millisecond), sb.name, at.Sub(kill).Round(time.Millisecond), at.Sub(reset).Round(time.Millisecond))
+			waitStandby(b, h, sb)
+			h = sb
+		}
+		report(b, "agent-kill-to-sip", toSIP)
+		report(b, "outage", outage)
+	}
+}
+
+// BenchmarkCrashToSIPRecipe is BenchmarkCrashToService (the whole node
+// crashes: agent, sipp, link) with the recipe's timings, 10 times.
+func BenchmarkCrashToSIPRecipe(b *testing.B) { crashToServiceRuns(b, recipeOpts(b), 10) }

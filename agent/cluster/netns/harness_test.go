@@ -69,8 +69,25 @@ type opts struct {
 	group string
 	// checks replaces the default SIP check (TOML [[failover.check]] tables).
 	checks *string
-	// stopBudget sets the resources' stop timeouts: vip, sip.
+	// vipStop and sipStop set the resources' stop timeouts ("" the
+	// harness's, "default" none: the type's default).
 	vipStop, sipStop string
+	// watchdog is "" for a file standing in for /dev/watchdog on every
+	// node that can hold the group (none with fencing or risk), "none"
+	// for none. The harness resets a node whose agent stops feeding it
+	// (see watchWatchdogs).
+	watchdog string
+	// wdTimeout is the watchdog_timeout written ("" leaves the agent's
+	// default), wdReset when the harness resets a node that stopped
+	// feeding it (the timeout the agent arms).
+	wdTimeout string
+	wdReset   time.Duration
+	// risk sets allow_agent_crash_risk.
+	risk bool
+	// sample is the VIP sampler's interval (default 50 ms).
+	sample time.Duration
+	// deferStart leaves starting the agents to the test (startAll).
+	deferStart bool
 }
 
 // node is one agent in its namespace.
@@ -84,11 +101,13 @@ type node struct {
 	cfgPath string
 	socket  string
 	power   string // fence_dummy's status file standing for the node's power
+	wd      string // the file standing for /dev/watchdog, "" without one
 
-	mu   sync.Mutex
-	proc *netlab.Proc
-	conn *client.Conn
-	dead bool // powered off or crashed by the test
+	mu      sync.Mutex
+	proc    *netlab.Proc
+	conn    *client.Conn
+	dead    bool      // powered off or crashed by the test
+	resetAt time.Time // when the harness's watchdog last reset it
 }
 
 // tcluster is a lab with n1, n2, an optional witness and a client.
@@ -124,6 +143,15 @@ func newCluster(t testing.TB, o opts) *tcluster {
 	if o.sipStop == "" {
 		o.sipStop = "1500ms"
 	}
+	if o.watchdog == "" && (o.fence != "" || o.risk) {
+		o.watchdog = "none"
+	}
+	if o.watchdog != "none" && o.wdReset == 0 {
+		o.wdTimeout, o.wdReset = "1s", time.Second
+	}
+	if o.sample == 0 {
+		o.sample = 50 * time.Millisecond
+	}
 	k := make([]byte, 32)
 	rand.Read(k)
 	c := &tcluster{t: t, o: o, lab: netlab.New(t), key: base64.StdEncoding.EncodeToString(k)}
@@ -141,6 +169,9 @@ func newCluster(t testing.TB, o opts) *tcluster {
 		n.cfgPath = filepath.Join(n.dir, "ha-agent.toml")
 		n.socket = agenttest.Socket(n.dir)
 		n.power = filepath.Join(n.dir, "power")
+		if o.watchdog != "none" && !n.witness {
+			n.wd = filepath.Join(n.dir, "watchdog")
+		}
 		if err := os.MkdirAll(n.dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -162,10 +193,20 @@ func newCluster(t testing.TB, o opts) *tcluster {
 	if o.fence != "" {
 		c.watchPower()
 	}
+	if o.watchdog != "none" {
+		c.watchWatchdogs()
+	}
+	if !o.deferStart {
+		c.startAll()
+	}
+	return c
+}
+
+// startAll starts every node's agent.
+func (c *tcluster) startAll() {
 	for _, n := range c.nodes {
 		n.start()
 	}
-	return c
 }
 
 // startSocat joins two ptys, the serial ports of n1 and n2, with socat:
@@ -198,9 +239,20 @@ func (c *tcluster) writeConfig(n *node) {
 		fmt.Fprintf(&voters, "[[failover.voter]]\nname = %q\naddr = \"%s:7947\"\nwitness = %v\n", o.name, o.ip, o.witness)
 	}
 	var b strings.Builder
+	var fo strings.Builder
+	fmt.Fprintf(&fo, "[failover]\nenabled = true\ngroup = %q\nactivate = true\n", group)
+	if c.o.risk {
+		fo.WriteString("allow_agent_crash_risk = true\n")
+	}
+	if n.wd != "" {
+		fmt.Fprintf(&fo, "watchdog = %q\n", n.wd)
+		if c.o.wdTimeout != "" {
+			fmt.Fprintf(&fo, "watchdog_timeout = %q\n", c.o.wdTimeout)
+		}
+	}
 	b.WriteString(agenttest.Render(agenttest.Node{Deployment: "netns", Name: n.name, Site: "a", Cluster: "ca", Dir: n.dir,
 		IP: n.ip, Key: c.key, Join: join,
-		Extra: fmt.Sprintf("[failover]\nenabled = true\ngroup = %q\nactivate = true\n%s\n%s%s", group, c.o.group, voters.String(), c.o.timing)}))
+		Extra: fmt.Sprintf("%s%s\n%s%s", fo.String(), c.o.group, voters.String(), c.o.timing)}))
 	if c.o.serial && !n.witness {
 		i, peer := 0, "n2"
 		if n.name == "n2" {
@@ -213,15 +265,13 @@ func (c *tcluster) writeConfig(n *node) {
 		fmt.Fprintf(&b, `[[failover.resource]]
 name = "vip"
 type = "vip"
-stop_timeout = %q
-params = { ip = %q, interface = "eth0", arp_count = "2", arp_interval = "50ms" }
+%sparams = { ip = %q, interface = "eth0", arp_count = "2", arp_interval = "50ms" }
 [[failover.resource]]
 name = "sip"
 type = "exec"
 start_timeout = "10s"
-stop_timeout = %q
-params = { path = %q }
-`, c.o.vipStop, vipCIDR, c.o.sipStop, script)
+%sparams = { path = %q }
+`, stopTimeout(c.o.vipStop), vipCIDR, stopTimeout(c.o.sipStop), script)
 		if c.o.checks != nil {
 			b.WriteString(*c.o.checks)
 		} else {
@@ -245,6 +295,14 @@ params = { path = %q }
 	if err := os.WriteFile(n.cfgPath, []byte(b.String()), 0o600); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// stopTimeout is a resource's stop_timeout line; none for "default".
+func stopTimeout(v string) string {
+	if v == "default" {
+		return ""
+	}
+	return fmt.Sprintf("stop_timeout = %q\n", v)
 }
 
 // sipCheck is a [[failover.check]] asking the VIP with SIP OPTIONS.
@@ -291,6 +349,13 @@ func (n *node) start() {
 	t := n.c.t
 	t.Helper()
 	os.Remove(n.socket)
+	if n.wd != "" {
+		// A new boot of the watchdog: the agent writes from the start of
+		// the file, so kicks and a disarming 'V' are read in order.
+		if err := os.WriteFile(n.wd, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	p := n.host.Start(n.host.Command(agentBin, "--config", n.cfgPath))
 	waitFor(t, 20*time.Second, n.name+"'s socket", func() (bool, string) {
 		if p.Exited() {
@@ -299,12 +364,16 @@ func (n *node) start() {
 		_, err := os.Stat(n.socket)
 		return err == nil, fmt.Sprint(err)
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := client.Connect(ctx, client.UnixDialer(n.socket), client.Options{Client: "netns-test"})
-	if err != nil {
-		t.Fatalf("connecting to %s: %v", n.name, err)
-	}
+	// The socket file appears at bind, a moment before the agent
+	// listens: a connection refused then is retried.
+	var conn *client.Conn
+	waitFor(t, 10*time.Second, "a session with "+n.name, func() (bool, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		conn, err = client.Connect(ctx, client.UnixDialer(n.socket), client.Options{Client: "netns-test"})
+		return err == nil, fmt.Sprint(err)
+	})
 	t.Cleanup(func() { conn.Close() })
 	n.mu.Lock()
 	n.proc, n.conn, n.dead = p, conn, false
@@ -337,6 +406,87 @@ func (n *node) revive() {
 	os.WriteFile(n.power, []byte("on"), 0o644)
 	n.host.LinkUp(n.c.net)
 	n.start()
+}
+
+// killAgent is a crash of n's agent alone (kill -9 of its process
+// group): the node, its link, its VIP and its sipp stay up, as after an
+// agent bug, the OOM killer or a bad upgrade.
+func (n *node) killAgent() {
+	n.mu.Lock()
+	p := n.proc
+	n.mu.Unlock()
+	p.Kill()
+}
+
+// watchWatchdogs makes the files standing for /dev/watchdog act as
+// watchdogs: a node whose agent fed its file and then stopped for the
+// watchdog timeout without disarming it ('V') is reset within 20 ms (its
+// sipp killed, its link down, as a node that reboots), as softdog would.
+func (c *tcluster) watchWatchdogs() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	type seen struct {
+		size int64
+		mod  time.Time
+		at   time.Time
+	}
+	last := map[*node]seen{}
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			now := time.Now()
+			for _, n := range c.nodes {
+				if n.wd == "" || n.isDead() {
+					delete(last, n)
+					continue
+				}
+				b, err := os.ReadFile(n.wd)
+				fi, serr := os.Stat(n.wd)
+				if err != nil || serr != nil || len(b) == 0 || b[len(b)-1] == 'V' {
+					delete(last, n) // not armed, or disarmed
+					continue
+				}
+				s, ok := last[n]
+				if !ok || fi.Size() != s.size || !fi.ModTime().Equal(s.mod) {
+					last[n] = seen{size: fi.Size(), mod: fi.ModTime(), at: now}
+					continue
+				}
+				if now.Sub(s.at) >= c.o.wdReset {
+					delete(last, n)
+					n.reset(now.Sub(s.at))
+				}
+			}
+		}
+	}()
+	c.t.Cleanup(func() { close(stop); <-done })
+}
+
+// reset is the watchdog resetting n: whatever still runs there dies and
+// its link goes down (ip(8) here: netlab's LinkDown may end the test, and
+// this runs on the watchdog's goroutine).
+func (n *node) reset(silent time.Duration) {
+	n.mu.Lock()
+	p := n.proc
+	n.dead = true
+	n.resetAt = time.Now()
+	n.mu.Unlock()
+	p.Kill()
+	n.killSipp(syscall.SIGKILL)
+	if out, err := exec.Command("ip", "-n", n.host.NS(), "link", "set", "dev", "eth0", "down").CombinedOutput(); err != nil {
+		n.c.t.Errorf("watchdog reset of %s: link down: %v: %s", n.name, err, out)
+	}
+	n.c.t.Logf("%s the watchdog reset %s (not fed for %v)", stamp(time.Now()), n.name, silent.Round(time.Millisecond))
+}
+
+// lastReset returns when the watchdog last reset n (zero: never).
+func (n *node) lastReset() time.Time {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.resetAt
 }
 
 // sippPid returns the pid of n's sipp, 0 when none runs.
@@ -449,15 +599,15 @@ func (c *tcluster) waitStarted(d time.Duration, not string) *node {
 	return holder
 }
 
-// startSampler checks every 50 ms that the VIP is not on an up interface
-// of both n1 and n2.
+// startSampler checks every o.sample (50 ms unless set) that the VIP is
+// not on an up interface of both n1 and n2.
 func (c *tcluster) startSampler() {
 	s := &c.sampler
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	hosts := []*netlab.Host{c.nodes[0].host, c.nodes[1].host}
 	go func() {
 		defer close(s.done)
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(c.o.sample)
 		defer tick.Stop()
 		for {
 			select {
@@ -489,7 +639,7 @@ func (c *tcluster) stopSampler() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.violations) > 0 {
-		c.t.Errorf("the VIP was on an up interface of both nodes in %d of %d samples: %s", len(s.violations), s.samples.Load(), strings.Join(s.violations, "; "))
+		c.t.Errorf("the VIP was on an up interface of both nodes in %d of %d samples: %s", len(s.violations), s.samples.Load(), strings.Join(s.violations[:min(10, len(s.violations))], "; "))
 	} else {
 		c.t.Logf("sampler: %d samples, the VIP was never on both nodes", s.samples.Load())
 	}

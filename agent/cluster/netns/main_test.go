@@ -4,8 +4,11 @@
 // processes, one per network namespace (agent/netlab), two nodes, a
 // witness and a client on one bridge, a real SIP service (sipp as UAS on
 // the virtual IP), and the client asking it with SIP OPTIONS. A sampler
-// checks every 50 ms, for the whole of every test, that the VIP is never
-// on an up interface of both nodes.
+// checks every 50 ms (20 ms in the TestAgentCrash tests), for the whole of
+// every test, that the VIP is never on an up interface of both nodes.
+// Nodes that can hold the group feed a file standing for /dev/watchdog
+// (this kernel has no softdog), and the harness resets a node whose agent
+// stops feeding it, by taking its link down.
 //
 // The tests need root, ip, nft, sipp, socat and fence_dummy; without them
 // they skip, or fail when CI=true. Run them with

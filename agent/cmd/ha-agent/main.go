@@ -64,14 +64,17 @@ func run(args []string) int {
 				return 2
 			}
 			cfg, err := config.Load(args[1])
+			var report string
 			if err == nil {
-				err = cluster.Check(cfg) // resources and checks, as at start
+				// Resources, checks, watchdog and timings, as at start.
+				report, err = cluster.Check(cfg)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "ha-agent:", err)
 				return 1
 			}
 			fmt.Println(args[1] + ": ok")
+			fmt.Print(report)
 			return 0
 		}
 	}
