@@ -130,16 +130,10 @@ func (s *ImageStore) Prune() ([]Image, error) {
 	keep := max(1, s.Keep)
 	var removed []Image
 	for i := keep; i < len(imgs); i++ {
-		img := imgs[i]
-		// Metadata first: an image without it is incomplete, so a crash
-		// halfway through leaves no image that looks whole.
-		if err := os.Remove(s.metaPath(img.ID)); err != nil {
-			return removed, fmt.Errorf("removing fallback image %s: %w", img.ID, err)
+		if err := s.remove(imgs[i]); err != nil {
+			return removed, err
 		}
-		if err := os.RemoveAll(img.Dir); err != nil {
-			return removed, fmt.Errorf("removing fallback image %s: %w", img.ID, err)
-		}
-		removed = append(removed, img)
+		removed = append(removed, imgs[i])
 	}
 	ents, _ := os.ReadDir(s.Dir)
 	for _, e := range ents {
@@ -148,6 +142,18 @@ func (s *ImageStore) Prune() ([]Image, error) {
 		}
 	}
 	return removed, nil
+}
+
+// remove deletes one image: metadata first, since an image without it is
+// incomplete, so a crash halfway through leaves no image that looks whole.
+func (s *ImageStore) remove(img Image) error {
+	if err := os.Remove(s.metaPath(img.ID)); err != nil {
+		return fmt.Errorf("removing fallback image %s: %w", img.ID, err)
+	}
+	if err := os.RemoveAll(img.Dir); err != nil {
+		return fmt.Errorf("removing fallback image %s: %w", img.ID, err)
+	}
+	return nil
 }
 
 // TakeImage takes a base backup of the running local instance into the
