@@ -121,17 +121,11 @@ func readStandbySettings(ctx context.Context, conn *sql.Conn) (standbySettings, 
 // the data directory makes an adoption cut off half-way finish or roll
 // back at the next RecoverAdopt.
 func (in *Instance) Adopt(ctx context.Context, master Peer, opts AdoptOptions) (*AdoptResult, error) {
-	if err := in.validate(); err != nil {
-		return nil, err
-	}
-	lk, err := in.lockOp(OpAdopt)
+	lk, err := in.startOp(OpAdopt)
 	if err != nil {
 		return nil, err
 	}
 	defer lk.unlock()
-	if err := in.refuseInterrupted(OpAdopt); err != nil {
-		return nil, err
-	}
 	if !fileGone(in.adoptPath()) {
 		return nil, refuse(OpAdopt, in.Node, ReasonInterrupted, false,
 			"let the agent recover it (it does at start), or run RecoverAdopt",
@@ -421,13 +415,7 @@ func (in *Instance) rollBackAdopt(ctx context.Context, rec *adoptRecord, master 
 	if len(failed) > 0 {
 		msg = "roll back incomplete (record kept in " + in.adoptPath() + "): " + strings.Join(failed, "; ")
 	}
-	if cause == nil {
-		if len(failed) > 0 {
-			return errors.New(msg)
-		}
-		return nil
-	}
-	return fmt.Errorf("%w; %s", cause, msg)
+	return rolledBack(cause, len(failed) > 0, msg)
 }
 
 // RecoverAdopt finishes or rolls back an adoption that a killed agent

@@ -87,15 +87,23 @@ func TestAdoptPlainStandby(t *testing.T) {
 	})
 }
 
-// TestAdoptRenames adopts a standby that streams under another node's
-// name and slot: it takes the node's, and the slot it used before is
-// dropped so that it keeps no WAL.
-func TestAdoptRenames(t *testing.T) {
+// renamed makes a standby that streams as "old-name" with slot old_name,
+// and the instance of node pbx-a2 over it.
+func renamed(t *testing.T) (*pgtest.Server, *pgtest.Server, *pg.Instance) {
+	t.Helper()
 	m := pgtest.NewMaster(t, "pbx-a1")
 	sb := m.NewStandby(t, "old-name")
 	streams(t, sb, m)
 	in := sb.Instance()
 	in.Node = "pbx-a2"
+	return m, sb, in
+}
+
+// TestAdoptRenames adopts a standby that streams under another node's
+// name and slot: it takes the node's, and the slot it used before is
+// dropped so that it keeps no WAL.
+func TestAdoptRenames(t *testing.T) {
+	m, _, in := renamed(t)
 	res, err := in.Adopt(ctxT(t, 2*time.Minute), m.Peer(), pg.AdoptOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -136,11 +144,7 @@ func TestAdoptRollsBack(t *testing.T) {
 // are set, as a killed agent would: RecoverAdopt finds the standby
 // streaming under them and completes it.
 func TestAdoptInterrupted(t *testing.T) {
-	m := pgtest.NewMaster(t, "pbx-a1")
-	sb := m.NewStandby(t, "old-name")
-	streams(t, sb, m)
-	in := sb.Instance()
-	in.Node = "pbx-a2"
+	m, sb, in := renamed(t)
 	restore := pg.SetAdoptHook(func() { panic("killed") })
 	func() {
 		defer func() { _ = recover() }()

@@ -251,20 +251,14 @@ type RestoreOptions struct {
 // the database is broken beyond what replication can fix (for example the
 // only copy is corrupt).
 func (in *Instance) RestoreImage(ctx context.Context, img Image, opts RestoreOptions) error {
-	if err := in.validate(); err != nil {
-		return err
-	}
 	if img.Dir == "" || img.ID == "" {
 		return refuse(OpRestore, in.Node, ReasonNoImage, false, "pick an image from the image list", "no image given")
 	}
-	lk, err := in.lockOp(OpRestore)
+	lk, err := in.startOp(OpRestore)
 	if err != nil {
 		return err
 	}
 	defer lk.unlock()
-	if err := in.refuseInterrupted(OpRestore); err != nil {
-		return err
-	}
 	t, err := in.begin(ctx, OpRestore, opts.Progress)
 	if err != nil {
 		return err

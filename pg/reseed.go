@@ -107,17 +107,11 @@ func (p *ReseedPlan) String() string {
 // and what it will do. A refusal is a *RefusedError and changes nothing.
 func (in *Instance) Reseed(ctx context.Context, opts ReseedOptions) (*ReseedResult, error) {
 	start := time.Now()
-	if err := in.validate(); err != nil {
-		return nil, err
-	}
-	lk, err := in.lockOp(OpReseed)
+	lk, err := in.startOp(OpReseed)
 	if err != nil {
 		return nil, err
 	}
 	defer lk.unlock()
-	if err := in.refuseInterrupted(OpReseed); err != nil {
-		return nil, err
-	}
 	plan, err := in.PlanReseed(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -45,6 +45,36 @@ func (in *Instance) lockOp(op string) (*lockFile, error) {
 	return lk, err
 }
 
+// startOp checks the instance, takes its operation lock and refuses to
+// start over an unfinished operation: the opening of every operation
+// that changes the data directory or its settings. The caller unlocks.
+func (in *Instance) startOp(op string) (*lockFile, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	lk, err := in.lockOp(op)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.refuseInterrupted(op); err != nil {
+		lk.unlock()
+		return nil, err
+	}
+	return lk, nil
+}
+
+// rolledBack is a roll back's outcome: cause with what was done, or, with
+// no cause, an error only when something could not be undone.
+func rolledBack(cause error, incomplete bool, msg string) error {
+	switch {
+	case cause != nil:
+		return fmt.Errorf("%w; %s", cause, msg)
+	case incomplete:
+		return errors.New(msg)
+	}
+	return nil
+}
+
 // refuseInterrupted refuses to start over an unfinished operation.
 func (in *Instance) refuseInterrupted(op string) error {
 	j, err := readJournal(in.journalPath())
@@ -212,13 +242,7 @@ func (t *txn) rollBack(ctx context.Context, peers []Peer, cause error) error {
 	if len(failed) > 0 {
 		msg += "; NOT DONE (journal kept for recover): " + strings.Join(failed, "; ")
 	}
-	if cause == nil {
-		if len(failed) > 0 {
-			return errors.New(msg)
-		}
-		return nil
-	}
-	return fmt.Errorf("%w; %s", cause, msg)
+	return rolledBack(cause, len(failed) > 0, msg)
 }
 
 // dropSlot drops the slot this re-seed created on the master, unless a

@@ -163,8 +163,7 @@ func standbyNotices(d *protocol.Database, v View) {
 		d.Notices = append(d.Notices, protocol.Notice{Severity: protocol.SevWarning,
 			Message: "cannot stream from " + f.Master + ": " + f.Cannot.Why})
 	case v.CatchUp != nil:
-		d.Notices = append(d.Notices, protocol.Notice{Severity: protocol.SevInfo,
-			Message: "catching up with " + f.Master, Hint: "nothing to do: it is left to catch up and is never re-seeded for it"})
+		// CatchUp says it all: nothing to do, it is left to catch up.
 	case !f.Streams():
 		d.Notices = append(d.Notices, protocol.Notice{Severity: protocol.SevWarning,
 			Message: "not streaming: " + f.Why,
@@ -297,13 +296,17 @@ func (a Absent) Database() protocol.Database {
 	if a.Last != nil {
 		d.LSN, d.Timeline, d.SystemID = a.Last.LSN.String(), int(a.Last.Timeline), a.Last.SystemID
 	}
-	msg := fmt.Sprintf("not reachable and %s", agent)
+	msg := "never reached"
 	if !a.LastSeen.IsZero() {
 		d.Role = "down"
 		since := a.LastSeen
 		d.Since = &since
-		msg = fmt.Sprintf("down since %s, %s", since.Local().Format(time.DateTime), agent)
+		msg = "down since " + since.Local().Format(time.DateTime)
 	}
+	if a.Err != nil {
+		msg += " (" + a.Err.Error() + ")"
+	}
+	msg += "; " + agent
 	if a.Last != nil {
 		msg += "; last known at " + a.Last.String()
 	}
