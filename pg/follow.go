@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -310,6 +311,39 @@ func (in *Instance) Assess(ctx context.Context, s *Status, master Peer, peers []
 	if len(ups) == 0 || ups[0].Node != master.Node {
 		return Follow{}, errors.New("assessing " + in.Node + ": the master's status is not known")
 	}
+	addrs := s.ReceiverAddrs()
+	s, tlErr := in.withReplayTimeline(s)
 	hist, histErr := masterHistory(ctx, master, ups[0].Status, s.Timeline)
-	return AssessStandby(s, in.Node, ups, hist, histErr, s.ReceiverAddrs()), nil
+	if tlErr != nil && s.Timeline < ups[0].Status.Timeline {
+		histErr = tlErr
+	}
+	return AssessStandby(s, in.Node, ups, hist, histErr, addrs), nil
+}
+
+// withReplayTimeline corrects a running standby's timeline. Its status
+// pairs the timeline of its last restartpoint (or of its WAL receiver,
+// when one runs) with its latest received or replayed position, which may
+// lie on a later timeline it has switched to since: judged together, a
+// standby that followed a promotion would look as if it went on past the
+// fork. The WAL segments in its pg_wal name the timelines it has WAL of;
+// a standby that did go on past the fork never receives any of the new
+// timeline's. When pg_wal cannot be read, the error says so and the
+// status is returned as it is.
+func (in *Instance) withReplayTimeline(s *Status) (*Status, error) {
+	if s.Receiver != nil && s.Receiver.Timeline > 0 {
+		return s, nil
+	}
+	ents, err := os.ReadDir(filepath.Join(in.DataDir, "pg_wal"))
+	if err != nil {
+		return s, fmt.Errorf("the timeline it replays is unknown (%w)", err)
+	}
+	c := *s
+	for _, e := range ents {
+		if n := e.Name(); len(n) == 24 {
+			if tl, err := strconv.ParseUint(n[:8], 16, 32); err == nil && uint32(tl) > c.Timeline {
+				c.Timeline = uint32(tl)
+			}
+		}
+	}
+	return &c, nil
 }

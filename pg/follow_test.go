@@ -3,6 +3,7 @@ package pg_test
 import (
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -217,6 +218,52 @@ func TestFollowCannot(t *testing.T) {
 	c, _, err = gone.AssessStopped(ctxT(t, time.Minute), m.Peer(), status(t, m))
 	if err != nil || c == nil || c.Reason != pg.CannotNoData || !c.Automatic {
 		t.Errorf("no data directory: %+v %v", c, err)
+	}
+}
+
+// TestFollowedPromotion is a standby that followed a promotion onto the
+// new timeline, its WAL receiver then stopped: its status pairs the
+// timeline of its last restartpoint (the old one) with a position past the
+// fork, which alone would look like a standby that went on past it. It
+// must not be judged unable to stream.
+func TestFollowedPromotion(t *testing.T) {
+	m := pgtest.NewMaster(t, "pbx-a1")
+	a := m.NewStandby(t, "pbx-a2")
+	c := m.NewStandby(t, "pbx-a3")
+	streams(t, a, m)
+	streams(t, c, m)
+	m.Stop(t)
+	a.Exec(t, "SELECT pg_promote(true, 60)")
+	a.Exec(t, "SELECT pg_create_physical_replication_slot('pbx_a3', true)")
+	c.Exec(t, "ALTER SYSTEM SET primary_conninfo = '"+strings.ReplaceAll(a.ConnInfo(), "sslmode=disable", "")+" application_name=pbx-a3'")
+	c.Exec(t, "SELECT pg_reload_conf()")
+	a.Exec(t, "CREATE TABLE after_promotion (id int); INSERT INTO after_promotion SELECT generate_series(1, 1000)")
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(c.DataDir + ".log")
+			t.Logf("log of pbx-a3:\n%s", b)
+		}
+	})
+	streams(t, c, a)
+	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return c.QueryInt(t, "SELECT count(*) FROM pg_class WHERE relname = 'after_promotion'") == 1, "not replayed yet"
+	})
+	c.Exec(t, "ALTER SYSTEM SET primary_conninfo = ''")
+	c.Exec(t, "SELECT pg_reload_conf()")
+	var st *pg.Status
+	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		st = status(t, c)
+		return st.Receiver == nil, "the WAL receiver still runs"
+	})
+	if st.Timeline != 1 {
+		t.Skipf("pbx-a3 made a restartpoint on timeline %d already: the case does not arise", st.Timeline)
+	}
+	f := assess(t, c, a)
+	if f.Cannot != nil {
+		t.Fatalf("a standby that followed the promotion is judged unable to stream: %+v", f.Cannot)
+	}
+	if f.Streams() || f.Why == "" {
+		t.Errorf("its receiver is stopped: %+v", f)
 	}
 }
 

@@ -444,9 +444,10 @@ func (in *Instance) waitStreaming(ctx context.Context, master Peer, wait time.Du
 		case s.Role != RoleStandby:
 			return false, "the instance is not in recovery"
 		}
-		hist, herr := masterHistory(ctx, master, m, s.Timeline)
-		f := AssessStandby(s, in.Node, []Upstream{{Node: master.Node, Status: m}}, hist, herr, s.ReceiverAddrs())
+		f, err := in.Assess(ctx, s, master, []PeerStatus{{Peer: master, Status: m}})
 		switch {
+		case err != nil:
+			return false, err.Error()
 		case f.Cannot != nil:
 			return false, f.Cannot.Why
 		case !f.Streams():

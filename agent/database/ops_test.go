@@ -245,6 +245,9 @@ func noReseed(t *testing.T, n *dbNode) {
 // it streaming under the node's name, with its slot.
 func TestDatabaseOpsAdoptsPlainStandby(t *testing.T) {
 	pgtest.Require(t)
+	// Mostly waiting (a minute of watching, a slow link): it runs beside
+	// the other long one.
+	t.Parallel()
 	m := pgtest.NewMaster(t, "pa1")
 	s := m.NewStandby(t, "pa2", pgtest.Plain())
 	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
@@ -298,6 +301,9 @@ func TestDatabaseOpsAdoptsPlainStandby(t *testing.T) {
 // pace (2 GB ran at half the link's rate here and took 2m40s).
 func TestDatabaseOpsSlowCatchUp(t *testing.T) {
 	pgtest.Require(t)
+	// Mostly waiting (a minute of watching, a slow link): it runs beside
+	// the other long one.
+	t.Parallel()
 	m := pgtest.NewMaster(t, "ca1")
 	s := m.NewStandby(t, "ca2")
 	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
