@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -66,6 +67,26 @@ type adoptRecord struct {
 // adoptHook, when set (by tests only), runs once the new settings are
 // set; a test makes it panic to stand for the process dying there.
 var adoptHook func()
+
+// decodeAdoptRecord reads an adoption record. One that fails is never
+// acted on: the operator is told to look.
+func decodeAdoptRecord(b []byte) (*adoptRecord, error) {
+	var rec adoptRecord
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return nil, fmt.Errorf("not valid JSON: %w", err)
+	}
+	switch {
+	case rec.Version != 1:
+		return nil, fmt.Errorf("version %d is not 1", rec.Version)
+	case rec.Node == "" || rec.Master == "":
+		return nil, errors.New("it names no node or master")
+	case rec.NewSlot == "" || (rec.SlotCreated && rec.NewSlot == rec.OldSlot):
+		return nil, errors.New("its slots are inconsistent")
+	}
+	return &rec, nil
+}
 
 func (in *Instance) adoptPath() string { return in.sibling(".adopt.json") }
 
@@ -430,8 +451,11 @@ func (in *Instance) RecoverAdopt(ctx context.Context, peers []Peer) (string, err
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", in.adoptPath(), err)
 	}
-	var rec adoptRecord
-	if err := json.Unmarshal(b, &rec); err != nil || rec.Version != 1 || rec.Node != in.Node {
+	rec, err := decodeAdoptRecord(b)
+	if err == nil && rec.Node != in.Node {
+		err = fmt.Errorf("it is of node %q", rec.Node)
+	}
+	if err != nil {
 		return "", fmt.Errorf("adoption record %s cannot be trusted (%v): inspect primary_conninfo and primary_slot_name, then remove it by hand", in.adoptPath(), err)
 	}
 	var master *Peer
@@ -450,10 +474,10 @@ func (in *Instance) RecoverAdopt(ctx context.Context, peers []Peer) (string, err
 	defer lk.unlock()
 	what := fmt.Sprintf("an adoption of %s as a standby of %s (started %s) was interrupted", in.Node, rec.Master, rec.Started.Local().Format(time.RFC3339))
 	if err := in.waitAdopted(ctx, *master, rec.NewSlot, 10*time.Second); err == nil {
-		msg := in.finishAdopt(ctx, &rec, *master)
+		msg := in.finishAdopt(ctx, rec, *master)
 		return strings.TrimSuffix(what+"; it streams under the new settings, so it is complete; "+msg, "; "), nil
 	}
-	if err := in.rollBackAdopt(ctx, &rec, *master, nil); err != nil {
+	if err := in.rollBackAdopt(ctx, rec, *master, nil); err != nil {
 		return "", fmt.Errorf("%s; %w", what, err)
 	}
 	return what + "; it did not stream under the new settings, so they were rolled back", nil

@@ -311,3 +311,17 @@ func TestAbsentView(t *testing.T) {
 		t.Errorf("agent gone, server up: %+v", d)
 	}
 }
+
+// FuzzDecodeAdoptRecord: a record left on disk is acted on only when it
+// is whole and consistent.
+func FuzzDecodeAdoptRecord(f *testing.F) {
+	f.Add(`{"version":1,"node":"pbx-a2","master":"pbx-a1","started":"2025-03-14T12:00:00Z","old_conninfo":"host=a","old_conninfo_auto":true,"old_slot":"","old_slot_auto":false,"new_conninfo":"host=a application_name=pbx-a2","new_slot":"pbx_a2","slot_created":true}`)
+	f.Add(`{"version":2}`)
+	f.Add(`{"version":1,"node":"x","master":"y","new_slot":"s","extra":1}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		rec, err := decodeAdoptRecord([]byte(s))
+		if err == nil && (rec.Version != 1 || rec.Node == "" || rec.Master == "" || rec.NewSlot == "") {
+			t.Fatalf("accepted an incomplete record: %+v", rec)
+		}
+	})
+}
