@@ -3,7 +3,6 @@ package pg
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 )
 
@@ -17,19 +16,30 @@ const (
 	// itself started as a standby (as silhouette's agent returns
 	// OCF_SUCCESS) and StartStandby is called again on every monitor.
 	OutcomeWaiting StandbyOutcome = "waiting-for-master"
-	// OutcomeReplicating: it already ran as a standby of the master.
+	// OutcomeReplicating: it already ran as a standby that streams from
+	// the master (catching up counts).
 	OutcomeReplicating StandbyOutcome = "replicating"
-	// OutcomeStarted: its existing standby data was started and streams.
+	// OutcomeNotStreaming: it runs as a standby that does not stream, but
+	// nothing shows that its data cannot: it is left as it is.
+	OutcomeNotStreaming StandbyOutcome = "not-streaming"
+	// OutcomeStarted: its existing data was started as a standby.
 	OutcomeStarted StandbyOutcome = "started"
-	// OutcomeReseeded: it was prepared from the master by a re-seed.
-	OutcomeReseeded StandbyOutcome = "reseeded"
+	// OutcomeNeedsReseed: its data cannot stream from the master (Cannot
+	// says why). Nothing was done: whether to re-seed is the caller's
+	// decision.
+	OutcomeNeedsReseed StandbyOutcome = "needs-reseed"
 )
 
 // StandbyOptions configure StartStandby.
 type StandbyOptions struct {
-	ReseedOptions
-	// TryStart is how long existing standby data may take to stream
-	// before it is re-seeded instead; 30 s when zero.
+	// Peers are where to look for the master (every other database node).
+	Peers []Peer
+	// Slot is the replication slot a former master's data uses once made
+	// a standby; SlotName(Node) when empty.
+	Slot string
+	// TryStart is how long data just started is watched before
+	// StartStandby says how it follows; 30 s when zero. A standby that is
+	// slow to stream is reported, never replaced.
 	TryStart time.Duration
 }
 
@@ -38,7 +48,10 @@ type StandbyResult struct {
 	Outcome StandbyOutcome
 	Master  string
 	Message string
-	Reseed  *ReseedResult
+	// Follow is how the running standby follows the master, when read.
+	Follow *Follow
+	// Cannot is why the data cannot stream (OutcomeNeedsReseed).
+	Cannot *Cannot
 }
 
 // StartStandby is the resource's "start as standby", built for the cold
@@ -47,9 +60,11 @@ type StandbyResult struct {
 // by wiping it and copying from the master; with no master yet, both
 // instances would wipe their data. Here, with no running master the
 // instance does nothing at all and says so (OutcomeWaiting). Once one
-// instance is promoted, the next call (from the monitor) prepares this one
-// from it: its own data is started if it is a clean standby of that
-// master, and re-seeded otherwise (the old data kept as a fallback image).
+// instance is promoted, the next call (from the monitor) looks at this
+// one's data: a running standby is left running, whatever its name or
+// lag; stopped data whose history is on the master's is started as a
+// standby (a former master's is made one first); data that cannot stream
+// is reported (OutcomeNeedsReseed) and left untouched.
 func (in *Instance) StartStandby(ctx context.Context, opts StandbyOptions) (StandbyResult, error) {
 	const op = "start as standby"
 	if err := in.validate(); err != nil {
@@ -73,7 +88,8 @@ func (in *Instance) StartStandby(ctx context.Context, opts StandbyOptions) (Stan
 				"%s runs as a master", in.Node)
 		}
 	}
-	master, ms, err := FindMaster(ctx, op, in.Node, opts.Peers)
+	polled := PollPeers(ctx, opts.Peers)
+	master, ms, err := MasterAmong(op, in.Node, polled)
 	if RefusalReason(err) == ReasonNoMaster {
 		msg := "no running master among the peers: did nothing, the data directory is untouched; it will be prepared from the master once one is promoted"
 		if running {
@@ -85,67 +101,103 @@ func (in *Instance) StartStandby(ctx context.Context, opts StandbyOptions) (Stan
 		return StandbyResult{}, err
 	}
 	res := StandbyResult{Master: master.Node}
+	if running {
+		f, err := in.Assess(ctx, local, master, polled)
+		if err != nil {
+			return StandbyResult{}, err
+		}
+		return res.from(f), nil
+	}
+	c, note, err := in.AssessStopped(ctx, master, ms)
+	if err != nil {
+		return StandbyResult{}, err
+	}
+	if c != nil {
+		res.Outcome, res.Cannot = OutcomeNeedsReseed, c
+		res.Message = "the data cannot stream from " + master.Node + ": " + c.Why + "; nothing was done"
+		return res, nil
+	}
+	made := ""
+	if !fileExists(in.DataDir, "standby.signal") {
+		slot := opts.Slot
+		if slot == "" {
+			slot = SlotName(in.Node)
+		}
+		if _, err := ensureSlot(ctx, master, slot, nil); err != nil {
+			return StandbyResult{}, err
+		}
+		if err := writeStandbyConfig(in.DataDir, in.Node, master.ConnInfo, slot, in.OSUser); err != nil {
+			return StandbyResult{}, fmt.Errorf("making the data of %s a standby of %s: %w", in.Node, master.Node, err)
+		}
+		made = fmt.Sprintf("its data was not a standby's, but its history is on %s's: made it a standby of %s (standby.signal, primary_conninfo, slot %s); ", master.Node, master.Node, slot)
+	}
+	if note != "" {
+		made += note + "; "
+	}
+	if err := in.Start(ctx); err != nil {
+		return StandbyResult{}, err
+	}
 	try := opts.TryStart
 	if try <= 0 {
 		try = 30 * time.Second
 	}
-	why := ""
-	if running {
-		if ok, _ := streamsFrom(local, ms, in.Node); ok {
-			res.Outcome, res.Message = OutcomeReplicating, "already streaming from "+master.Node
-			return res, nil
-		}
-		_, err := in.waitStreaming(ctx, master, try)
-		if err == nil {
-			res.Outcome, res.Message = OutcomeReplicating, "streaming from "+master.Node
-			return res, nil
-		}
-		why = "the running standby did not stream: " + err.Error()
-	} else if ok, reason := in.cleanStandbyOf(ctx, ms, master.Node); ok {
-		err := in.Start(ctx)
-		if err == nil {
-			_, err = in.waitStreaming(ctx, master, try)
-			if err == nil {
-				res.Outcome, res.Message = OutcomeStarted, "started the existing standby data; streaming from "+master.Node
-				return res, nil
-			}
-		}
-		why = "the existing standby data did not stream: " + err.Error()
-	} else {
-		why = "the existing data cannot simply be started as a standby: " + reason
-	}
-	rs, err := in.Reseed(ctx, opts.ReseedOptions)
+	f, err := in.watchFollow(ctx, master, opts.Peers, try)
 	if err != nil {
 		return StandbyResult{}, err
 	}
-	res.Outcome, res.Reseed = OutcomeReseeded, rs
-	res.Message = fmt.Sprintf("%s; prepared from %s by a re-seed, streaming on timeline %d", why, master.Node, rs.Timeline)
+	res = res.from(f)
+	res.Outcome = OutcomeStarted
+	res.Message = made + "started the existing data as a standby; " + res.Message
 	return res, nil
 }
 
-// cleanStandbyOf says whether the stopped local data can simply be started
-// as a standby of the master: same cluster, stopped in recovery with
-// standby.signal, and not ahead of the master.
-func (in *Instance) cleanStandbyOf(ctx context.Context, ms *Status, masterNode string) (bool, string) {
-	had, err := in.hasData()
-	if err != nil || !had {
-		return false, "no data directory"
-	}
-	cd, err := in.ControlData(ctx)
-	if err != nil {
-		return false, err.Error()
-	}
-	tl, lsn := cd.Position()
-	self := Position{Node: in.Node, SystemID: cd.SystemID, Timeline: tl, LSN: lsn}
+// from fills the result from how the running standby follows.
+func (res StandbyResult) from(f Follow) StandbyResult {
+	res.Follow = &f
 	switch {
-	case cd.SystemID != ms.SystemID:
-		return false, "another database cluster"
-	case !cd.WasStandby() || !fileExists(in.DataDir, "standby.signal"):
-		return false, "it was not stopped as a standby (state " + cd.State + ")"
-	case self.Ahead(ms.Position(masterNode)):
-		return false, "it is ahead of the master"
-	case fileGone(filepath.Join(in.DataDir, "postgresql.auto.conf")) && fileGone(filepath.Join(in.DataDir, "postgresql.conf")):
-		return false, "it has no configuration"
+	case f.Cannot != nil:
+		res.Outcome, res.Cannot = OutcomeNeedsReseed, f.Cannot
+		res.Message = "the data cannot stream from " + f.Master + ": " + f.Cannot.Why + "; nothing was done"
+	case f.Streams() && f.CatchingUp:
+		res.Outcome = OutcomeReplicating
+		res.Message = fmt.Sprintf("streaming from %s, catching up (%s behind): left to catch up", f.Upstream, Bytes(f.BytesBehind))
+	case f.Streams():
+		res.Outcome, res.Message = OutcomeReplicating, "streaming from "+f.Upstream
+	default:
+		res.Outcome = OutcomeNotStreaming
+		res.Message = "not streaming: " + f.Why + "; left as it is (its data can follow " + f.Master + ")"
 	}
-	return true, ""
+	return res
+}
+
+// watchFollow reads how the running standby follows the master until it
+// streams, its data is known unable to, or wait passes, and returns the
+// last reading.
+func (in *Instance) watchFollow(ctx context.Context, master Peer, peers []Peer, wait time.Duration) (Follow, error) {
+	deadline := time.Now().Add(wait)
+	var last Follow
+	var lastErr error
+	for {
+		// The standby first, then the master: read the other way round,
+		// WAL written in between would make the standby look ahead.
+		s, err := in.Status(ctx)
+		if err == nil {
+			last, err = in.Assess(ctx, s, master, PollPeers(ctx, peers))
+		}
+		lastErr = err
+		if err == nil && (last.Streams() || last.Cannot != nil) {
+			return last, nil
+		}
+		if time.Now().After(deadline) {
+			if lastErr != nil && last.Master == "" {
+				return last, lastErr
+			}
+			return last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -29,7 +29,7 @@ func TestColdStart(t *testing.T) {
 		in   *pg.Instance
 		peer *pgtest.Server
 	}{{ia, b}, {ib, a}} {
-		res, err := c.in.StartStandby(ctxT(t, time.Minute), pg.StandbyOptions{ReseedOptions: pg.ReseedOptions{Peers: []pg.Peer{c.peer.Peer()}}})
+		res, err := c.in.StartStandby(ctxT(t, time.Minute), pg.StandbyOptions{Peers: []pg.Peer{c.peer.Peer()}})
 		if err != nil {
 			t.Fatalf("%s: %v", c.in.Node, err)
 		}
@@ -61,20 +61,26 @@ func TestColdStart(t *testing.T) {
 		t.Fatalf("promoted pbx-a2: %s on timeline %d, want master on 2", st.Role, st.Timeline)
 	}
 	// The monitor of pbx-a1 now finds a master and prepares from it. It was
-	// a master on timeline 1, so it is re-seeded, its old data kept.
-	res, err := ia.StartStandby(ctxT(t, 2*time.Minute), pg.StandbyOptions{ReseedOptions: pg.ReseedOptions{Peers: []pg.Peer{b.Peer()}}})
+	// a master on timeline 1, stopped cleanly before pbx-a2 forked
+	// timeline 2: its history is on pbx-a2's, so it is made a standby as
+	// it is, not copied again.
+	ino := inodeOf(t, a.DataDir)
+	res, err := ia.StartStandby(ctxT(t, 2*time.Minute), pg.StandbyOptions{Peers: []pg.Peer{b.Peer()}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Outcome != pg.OutcomeReseeded || res.Master != "pbx-a2" || res.Reseed.Previous == nil {
+	if res.Outcome != pg.OutcomeStarted || res.Master != "pbx-a2" || !strings.Contains(res.Message, "made it a standby") {
 		t.Fatalf("start as standby with a master: %+v", res)
+	}
+	if got := inodeOf(t, a.DataDir); got != ino {
+		t.Fatalf("pbx-a1's data directory was replaced (inode %d, was %d)", got, ino)
 	}
 	streams(t, a, b)
 	if n := a.QueryInt(t, "SELECT count(*) FROM subscribers"); n != 1000 {
 		t.Errorf("prepared standby has %d subscribers, want 1000", n)
 	}
 	// Asked again (the next monitor), it is already replicating.
-	res, err = ia.StartStandby(ctxT(t, time.Minute), pg.StandbyOptions{ReseedOptions: pg.ReseedOptions{Peers: []pg.Peer{b.Peer()}}})
+	res, err = ia.StartStandby(ctxT(t, time.Minute), pg.StandbyOptions{Peers: []pg.Peer{b.Peer()}})
 	if err != nil || res.Outcome != pg.OutcomeReplicating {
 		t.Fatalf("second start as standby: %+v, %v", res, err)
 	}

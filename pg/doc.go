@@ -28,7 +28,25 @@
 //     from when replication or the database is broken.
 //   - [Instance.StartStandby]: the cold-start rule. Told to start as a
 //     standby with no running master, an instance does nothing at all and
-//     says so; once one is promoted the others are prepared from it.
+//     says so; once one is promoted, data whose history is on the
+//     master's is started as a standby of it, and data that cannot
+//     stream is reported, never replaced here.
+//   - [AssessStandby] and [Instance.Assess]: whether a running standby
+//     streams, read from its own WAL receiver and its upstream's
+//     pg_stat_replication row matched by application_name or client
+//     address, however it was made; [Cannot] is the only evidence a
+//     re-seed may start on by itself (another system identifier, a
+//     timeline history the master's TIMELINE_HISTORY lacks, a lost slot,
+//     missing or unreadable data).
+//   - [Instance.Adopt]: a running standby under another name or without
+//     a slot gets the node's by ALTER SYSTEM and a reload (slot created on
+//     the master first), rolled back if it does not stream again;
+//     [Instance.RecoverAdopt] finishes or rolls back one cut off.
+//   - [Instance.PlanReseed] and [Instance.CheckSpace]: every refusal of a
+//     re-seed, whether the copy fits included, before anything stops.
+//   - [CatchUpMeter], [View] and [Absent]: the console's rows, with a
+//     standby's catch-up, a master's slots and pg_wal's disk, notices
+//     with what to do, and the row of a peer whose agent is gone.
 //
 // Every refusal is a [*RefusedError] with a stable [Reason], a message and
 // a hint; it unwraps to a *protocol.Error with code "refused" (or "busy"),

@@ -42,6 +42,9 @@ const (
 	ReasonLayout Reason = "layout"
 	// ReasonNoImage: no fallback image exists to start from.
 	ReasonNoImage Reason = "no-image"
+	// ReasonNoSpace: the re-seed's copy would not fit beside the data
+	// directory, so nothing was stopped.
+	ReasonNoSpace Reason = "no-space"
 )
 
 // RefusedError says that an operation was not started, why, and what to do.

@@ -7,3 +7,10 @@ func SetStepHook(f func(Step)) func() {
 	stepHook = f
 	return func() { stepHook = nil }
 }
+
+// SetAdoptHook lets the external tests stop an adoption right after the
+// new settings are set, as if the process died there.
+func SetAdoptHook(f func()) func() {
+	adoptHook = f
+	return func() { adoptHook = nil }
+}

@@ -149,15 +149,7 @@ func copyTree(src, dst string, progress func(done, total int64)) error {
 }
 
 func copyTreeNoSync(src, dst string, progress func(done, total int64)) error {
-	var total int64
-	_ = filepath.WalkDir(src, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if info, err := d.Info(); err == nil {
-				total += info.Size()
-			}
-		}
-		return nil
-	})
+	total := dirBytes(src)
 	var done int64
 	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

@@ -130,16 +130,10 @@ func (s *ImageStore) Prune() ([]Image, error) {
 	keep := max(1, s.Keep)
 	var removed []Image
 	for i := keep; i < len(imgs); i++ {
-		img := imgs[i]
-		// Metadata first: an image without it is incomplete, so a crash
-		// halfway through leaves no image that looks whole.
-		if err := os.Remove(s.metaPath(img.ID)); err != nil {
-			return removed, fmt.Errorf("removing fallback image %s: %w", img.ID, err)
+		if err := s.remove(imgs[i]); err != nil {
+			return removed, err
 		}
-		if err := os.RemoveAll(img.Dir); err != nil {
-			return removed, fmt.Errorf("removing fallback image %s: %w", img.ID, err)
-		}
-		removed = append(removed, img)
+		removed = append(removed, imgs[i])
 	}
 	ents, _ := os.ReadDir(s.Dir)
 	for _, e := range ents {
@@ -148,6 +142,18 @@ func (s *ImageStore) Prune() ([]Image, error) {
 		}
 	}
 	return removed, nil
+}
+
+// remove deletes one image: metadata first, since an image without it is
+// incomplete, so a crash halfway through leaves no image that looks whole.
+func (s *ImageStore) remove(img Image) error {
+	if err := os.Remove(s.metaPath(img.ID)); err != nil {
+		return fmt.Errorf("removing fallback image %s: %w", img.ID, err)
+	}
+	if err := os.RemoveAll(img.Dir); err != nil {
+		return fmt.Errorf("removing fallback image %s: %w", img.ID, err)
+	}
+	return nil
 }
 
 // TakeImage takes a base backup of the running local instance into the
@@ -245,20 +251,14 @@ type RestoreOptions struct {
 // the database is broken beyond what replication can fix (for example the
 // only copy is corrupt).
 func (in *Instance) RestoreImage(ctx context.Context, img Image, opts RestoreOptions) error {
-	if err := in.validate(); err != nil {
-		return err
-	}
 	if img.Dir == "" || img.ID == "" {
 		return refuse(OpRestore, in.Node, ReasonNoImage, false, "pick an image from the image list", "no image given")
 	}
-	lk, err := in.lockOp(OpRestore)
+	lk, err := in.startOp(OpRestore)
 	if err != nil {
 		return err
 	}
 	defer lk.unlock()
-	if err := in.refuseInterrupted(OpRestore); err != nil {
-		return err
-	}
 	t, err := in.begin(ctx, OpRestore, opts.Progress)
 	if err != nil {
 		return err

@@ -47,9 +47,14 @@ func FindMaster(ctx context.Context, op, node string, peers []Peer) (Peer, *Stat
 			"configure the other database nodes as peers",
 			"no peers are configured to look for a master")
 	}
+	return MasterAmong(op, node, PollPeers(ctx, peers))
+}
+
+// MasterAmong is FindMaster on statuses already polled.
+func MasterAmong(op, node string, polled []PeerStatus) (Peer, *Status, error) {
 	var masters []PeerStatus
 	var notes []string
-	for _, ps := range PollPeers(ctx, peers) {
+	for _, ps := range polled {
 		switch {
 		case ps.Err != nil:
 			notes = append(notes, fmt.Sprintf("%s unreachable (%v)", ps.Peer.Node, ps.Err))

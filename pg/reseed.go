@@ -20,9 +20,17 @@ type ReseedOptions struct {
 	// empty. It is created if missing.
 	Slot string
 	// Force re-seeds even when the local data is ahead of the master's
-	// (after a split brain): the local data is kept as a fallback image,
-	// but it stops being served.
+	// (after a split brain) or is another database cluster: the local
+	// data is kept as a fallback image, but it stops being served.
 	Force bool
+	// AllowOtherSystem re-seeds local data of another database cluster
+	// (the agent's automatic re-seed of data that cannot stream).
+	AllowOtherSystem bool
+	// Reason says why the re-seed runs, for the journal and messages.
+	Reason string
+	// SpaceSample is how long the master's WAL rate is sampled for the
+	// space estimate; 1 s when zero, none when negative.
+	SpaceSample time.Duration
 	// MaxRate limits the copy (pg_basebackup --max-rate, e.g. "50M"), so a
 	// re-seed over a WAN or from a busy master does not starve it.
 	MaxRate string
@@ -45,6 +53,37 @@ type ReseedResult struct {
 	// when there was none.
 	Previous *Image
 	Took     time.Duration
+	// Space is the estimate the copy was checked against; Pruned the
+	// images pruned first to make room.
+	Space  *SpaceCheck
+	Pruned []Image
+}
+
+// ReseedPlan is what a re-seed would do, decided before anything is
+// touched: the master, its state, the local position and whether the copy
+// fits.
+type ReseedPlan struct {
+	Master       Peer
+	MasterStatus *Status
+	// Local is the local data's position; nil when there is none.
+	Local *Position
+	// Space is nil when it could not be estimated (SpaceNote says why).
+	Space     *SpaceCheck
+	SpaceNote string
+}
+
+// String says what the re-seed would do, for a dry run.
+func (p *ReseedPlan) String() string {
+	s := fmt.Sprintf("would re-seed from %s (timeline %d at %s; local %s)", p.Master.Node, p.MasterStatus.Timeline, p.MasterStatus.CurrentLSN, describeLocal(p.Local))
+	switch {
+	case p.Space == nil:
+		s += "; " + p.SpaceNote
+	case p.Space.Fits():
+		s += "; " + p.Space.String()
+	default:
+		s += "; " + p.Space.String() + "; " + p.Space.pruneNote()
+	}
+	return s
 }
 
 // Reseed rebuilds this standby from the master. The order of events,
@@ -68,24 +107,31 @@ type ReseedResult struct {
 // and what it will do. A refusal is a *RefusedError and changes nothing.
 func (in *Instance) Reseed(ctx context.Context, opts ReseedOptions) (*ReseedResult, error) {
 	start := time.Now()
-	if err := in.validate(); err != nil {
-		return nil, err
-	}
-	lk, err := in.lockOp(OpReseed)
+	lk, err := in.startOp(OpReseed)
 	if err != nil {
 		return nil, err
 	}
 	defer lk.unlock()
-	if err := in.refuseInterrupted(OpReseed); err != nil {
-		return nil, err
-	}
-	master, ms, local, err := in.checkReseed(ctx, opts)
+	plan, err := in.PlanReseed(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	master, ms, local := plan.Master, plan.MasterStatus, plan.Local
 	t, err := in.begin(ctx, OpReseed, opts.Progress)
 	if err != nil {
 		return nil, err
+	}
+	res := &ReseedResult{Master: master.Node, Timeline: ms.Timeline, Space: plan.Space}
+	if sc := plan.Space; sc != nil && !sc.Fits() {
+		// Only what rotation removes at the end anyway, and only now that
+		// every check passed.
+		for _, img := range sc.Prune {
+			if err := in.Images().remove(img); err != nil {
+				return nil, fmt.Errorf("re-seed of %s: pruning fallback images to make room: %w (nothing was stopped)", in.Node, err)
+			}
+			res.Pruned = append(res.Pruned, img)
+		}
+		t.report("check", 1, sc.pruneNote())
 	}
 	t.master = &master
 	t.waitStreaming = opts.WaitStreaming
@@ -95,6 +141,14 @@ func (in *Instance) Reseed(ctx context.Context, opts ReseedOptions) (*ReseedResu
 	}
 	t.j.Master, t.j.MasterSystemID, t.j.MasterTimeline, t.j.Slot = master.Node, ms.SystemID, ms.Timeline, slot
 	note := fmt.Sprintf("master %s on timeline %d at %s; local %s", master.Node, ms.Timeline, ms.CurrentLSN, describeLocal(local))
+	if opts.Reason != "" {
+		note = opts.Reason + "; " + note
+	}
+	if plan.Space != nil {
+		note += "; " + plan.Space.String()
+	} else {
+		note += "; " + plan.SpaceNote
+	}
 	if err := t.checked(note); err != nil {
 		return nil, err
 	}
@@ -134,7 +188,7 @@ func (in *Instance) Reseed(ctx context.Context, opts ReseedOptions) (*ReseedResu
 	if err := t.complete(ctx, opts.KeepFiles, opts.Peers); err != nil {
 		return nil, err
 	}
-	res := &ReseedResult{Master: master.Node, Timeline: ms.Timeline, Took: time.Since(start)}
+	res.Took = time.Since(start)
 	if t.j.HadData {
 		imgs, _ := in.Images().List()
 		for _, img := range imgs {
@@ -153,51 +207,66 @@ func describeLocal(p *Position) string {
 	return p.String()
 }
 
-// checkReseed makes every refusal decision before anything is touched.
-func (in *Instance) checkReseed(ctx context.Context, opts ReseedOptions) (Peer, *Status, *Position, error) {
+// PlanReseed makes every refusal decision of a re-seed, the space check
+// included, before anything is touched: a refusal changes nothing. It is
+// what a dry run shows.
+func (in *Instance) PlanReseed(ctx context.Context, opts ReseedOptions) (*ReseedPlan, error) {
 	const op = OpReseed
-	var local *Position
+	plan := &ReseedPlan{}
 	running, err := in.Running(ctx)
 	if err != nil {
-		return Peer{}, nil, nil, err
+		return nil, err
 	}
 	if running {
 		s, err := in.Status(ctx)
 		if err != nil {
-			return Peer{}, nil, nil, fmt.Errorf("re-seed of %s: the server runs but does not answer: %w (stop it first)", in.Node, err)
+			return nil, fmt.Errorf("re-seed of %s: the server runs but does not answer: %w (stop it first)", in.Node, err)
 		}
 		if s.Role == RoleMaster {
-			return Peer{}, nil, nil, refuse(op, in.Node, ReasonIsMaster, false,
+			return nil, refuse(op, in.Node, ReasonIsMaster, false,
 				"re-seed only standbys; to rebuild this node, switch the master role to another node first",
 				"%s is the running master (timeline %d)", in.Node, s.Timeline)
 		}
 		p := s.Position(in.Node)
-		local = &p
+		plan.Local = &p
 	} else if had, err := in.hasData(); err != nil {
-		return Peer{}, nil, nil, err
+		return nil, err
 	} else if had {
-		p, err := in.Position(ctx)
-		if err != nil {
-			return Peer{}, nil, nil, err
+		// Unreadable data has no position; a re-seed is what repairs it.
+		if p, err := in.Position(ctx); err == nil {
+			plan.Local = &p
 		}
-		local = &p
 	}
-	master, ms, err := FindMaster(ctx, op, in.Node, opts.Peers)
+	plan.Master, plan.MasterStatus, err = FindMaster(ctx, op, in.Node, opts.Peers)
 	if err != nil {
-		return Peer{}, nil, nil, err
+		return nil, err
 	}
-	if local != nil && local.SystemID != ms.SystemID {
-		return Peer{}, nil, nil, refuse(op, in.Node, ReasonSystemMismatch, false,
-			"check the peer list; if the master was rebuilt on purpose, move this data directory aside and re-seed it as a new node",
+	master, ms, local := plan.Master, plan.MasterStatus, plan.Local
+	if local != nil && local.SystemID != ms.SystemID && !opts.Force && !opts.AllowOtherSystem {
+		return nil, refuse(op, in.Node, ReasonSystemMismatch, true,
+			"check the peer list; if the master was rebuilt on purpose, re-seed with force (the local data is kept as a fallback image)",
 			"master %s is another database cluster (system identifier %s, local %s)", master.Node, ms.SystemID, local.SystemID)
 	}
 	mpos := ms.Position(master.Node)
-	if local != nil && local.Ahead(mpos) && !opts.Force {
-		return Peer{}, nil, nil, refuse(op, in.Node, ReasonLocalAhead, true,
+	if local != nil && local.SystemID == ms.SystemID && local.Ahead(mpos) && !opts.Force {
+		return nil, refuse(op, in.Node, ReasonLocalAhead, true,
 			"the local data has changes the master lacks (split brain?): save what is needed, then re-seed with force; the local data is kept as a fallback image",
 			"local %s is ahead of master %s (%s)", local, master.Node, mpos)
 	}
-	return master, ms, local, nil
+	sample := opts.SpaceSample
+	if sample == 0 {
+		sample = time.Second
+	}
+	sc, err := in.CheckSpace(ctx, master, opts.MaxRate, max(0, sample))
+	switch {
+	case err != nil:
+		plan.SpaceNote = "free space not checked: " + err.Error()
+	case !sc.FitsAfterPrune():
+		return nil, sc.refusal(op, in.Node)
+	default:
+		plan.Space = sc
+	}
+	return plan, nil
 }
 
 // waitSlotFree reports whether slot exists on the master, waiting for a

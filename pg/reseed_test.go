@@ -67,6 +67,17 @@ func siblings(t *testing.T, s *pgtest.Server) []string {
 	return out
 }
 
+// inodeOf identifies a directory: a data directory replaced by a re-seed
+// has another inode.
+func inodeOf(t *testing.T, dir string) uint64 {
+	t.Helper()
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sys().(*syscall.Stat_t).Ino
+}
+
 func writeMarker(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.WriteFile(filepath.Join(dir, "hatui-test-marker"), []byte("old data"), 0o600); err != nil {
@@ -170,7 +181,7 @@ func TestReseedRefusals(t *testing.T) {
 		{"on the master", m, []pg.Peer{sb.Peer()}, pg.ReasonIsMaster, false},
 		{"no reachable master", sb, []pg.Peer{ghost}, pg.ReasonNoMaster, false},
 		{"only standbys reachable", sb, []pg.Peer{ghost, sb.Peer()}, pg.ReasonNoMaster, false},
-		{"different system identifier", sb, []pg.Peer{other.Peer()}, pg.ReasonSystemMismatch, false},
+		{"different system identifier", sb, []pg.Peer{other.Peer()}, pg.ReasonSystemMismatch, true},
 		{"two masters", sb, []pg.Peer{m.Peer(), other.Peer()}, pg.ReasonManyMasters, false},
 	}
 	for _, tt := range tests {
@@ -347,7 +358,7 @@ func TestReseedKilled(t *testing.T) {
 		t.Errorf("after the roll back, recover plans %+v", plan2)
 	}
 	// The old standby data is good: it starts and streams again.
-	res, err := in.StartStandby(ctxT(t, time.Minute), pg.StandbyOptions{ReseedOptions: pg.ReseedOptions{Peers: []pg.Peer{m.Peer()}}})
+	res, err := in.StartStandby(ctxT(t, time.Minute), pg.StandbyOptions{Peers: []pg.Peer{m.Peer()}})
 	if err != nil || res.Outcome != pg.OutcomeStarted {
 		t.Fatalf("start as standby after the roll back: %+v, %v", res, err)
 	}

@@ -49,6 +49,13 @@ type Status struct {
 	// (no master reachable, or streaming not configured).
 	Receiver *Receiver
 	Slots    []Slot
+	// ClusterName is the cluster_name setting: the application_name a
+	// standby's WAL receiver uses when primary_conninfo names none.
+	ClusterName string
+	// MaxSlotWALKeepSize is max_slot_wal_keep_size in bytes; -1 when
+	// unlimited (PostgreSQL's default), so a slot may keep WAL until the
+	// disk is full.
+	MaxSlotWALKeepSize int64
 }
 
 // Standby is one row of the master's pg_stat_replication.
@@ -84,6 +91,9 @@ type Receiver struct {
 	SlotName     string
 	SenderHost   string
 	SenderPort   int
+	// ConnInfo is the receiver's connection string as PostgreSQL shows
+	// it (passwords hidden), with application_name when one is set.
+	ConnInfo string
 }
 
 // Slot is one replication slot.
@@ -98,6 +108,9 @@ type Slot struct {
 	WALStatus  string // "reserved", "extended", "unreserved", "lost"
 	// RetainedBytes is how much WAL the slot holds back from recycling.
 	RetainedBytes int64
+	// SafeWALSize is how much more WAL can be written before the slot
+	// is invalidated by max_slot_wal_keep_size; nil when unlimited.
+	SafeWALSize *int64
 }
 
 // Position is the freshest WAL an instance holds.
@@ -203,8 +216,10 @@ func readStatus(ctx context.Context, conn *sql.Conn) (*Status, error) {
 	err := conn.QueryRowContext(ctx, `SELECT pg_is_in_recovery(),
 		(SELECT system_identifier FROM pg_control_system()),
 		(SELECT timeline_id FROM pg_control_checkpoint()),
-		current_setting('server_version_num')::int, now()`).
-		Scan(&recovery, &sysid, &ckptTL, &s.ServerVersion, &s.At)
+		current_setting('server_version_num')::int, now(), current_setting('cluster_name'),
+		(SELECT CASE WHEN setting::bigint < 0 THEN -1 ELSE setting::bigint * 1024 * 1024 END
+			FROM pg_settings WHERE name = 'max_slot_wal_keep_size')`).
+		Scan(&recovery, &sysid, &ckptTL, &s.ServerVersion, &s.At, &s.ClusterName, &s.MaxSlotWALKeepSize)
 	if err != nil {
 		return nil, fmt.Errorf("reading role and identity: %w", err)
 	}
@@ -332,9 +347,9 @@ func readStandby(ctx context.Context, conn *sql.Conn, s *Status) error {
 	var last sql.NullTime
 	err = conn.QueryRowContext(ctx, `SELECT pid, coalesce(status, ''), received_tli, written_lsn::text,
 		flushed_lsn::text, latest_end_lsn::text, last_msg_receipt_time, coalesce(slot_name, ''),
-		coalesce(sender_host, ''), coalesce(sender_port, 0)
+		coalesce(sender_host, ''), coalesce(sender_port, 0), coalesce(conninfo, '')
 		FROM pg_stat_wal_receiver`).Scan(&r.PID, &r.Status, &tli, &r.WrittenLSN, &r.FlushedLSN,
-		&r.LatestEndLSN, &last, &r.SlotName, &r.SenderHost, &r.SenderPort)
+		&r.LatestEndLSN, &last, &r.SlotName, &r.SenderHost, &r.SenderPort, &r.ConnInfo)
 	switch {
 	case err == sql.ErrNoRows:
 		// No row: the receiver is not running.
@@ -356,7 +371,7 @@ func readStandby(ctx context.Context, conn *sql.Conn, s *Status) error {
 
 func readSlots(ctx context.Context, conn *sql.Conn, s *Status) error {
 	rows, err := conn.QueryContext(ctx, `SELECT slot_name, slot_type, active, coalesce(active_pid, 0),
-		temporary, restart_lsn::text, coalesce(wal_status, '')
+		temporary, restart_lsn::text, coalesce(wal_status, ''), safe_wal_size
 		FROM pg_replication_slots ORDER BY slot_name`)
 	if err != nil {
 		return fmt.Errorf("reading pg_replication_slots: %w", err)
@@ -368,8 +383,13 @@ func readSlots(ctx context.Context, conn *sql.Conn, s *Status) error {
 	}
 	for rows.Next() {
 		var sl Slot
-		if err := rows.Scan(&sl.Name, &sl.Type, &sl.Active, &sl.ActivePID, &sl.Temporary, &sl.RestartLSN, &sl.WALStatus); err != nil {
+		var safe sql.NullInt64
+		if err := rows.Scan(&sl.Name, &sl.Type, &sl.Active, &sl.ActivePID, &sl.Temporary, &sl.RestartLSN, &sl.WALStatus, &safe); err != nil {
 			return fmt.Errorf("reading pg_replication_slots: %w", err)
+		}
+		if safe.Valid {
+			n := safe.Int64
+			sl.SafeWALSize = &n
 		}
 		if sl.RestartLSN != 0 {
 			sl.RetainedBytes = pos.Sub(sl.RestartLSN)

@@ -2,7 +2,6 @@ package pg
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -44,6 +43,36 @@ func (in *Instance) lockOp(op string) (*lockFile, error) {
 			"another re-seed, restore or image of %s is running", in.Node)
 	}
 	return lk, err
+}
+
+// startOp checks the instance, takes its operation lock and refuses to
+// start over an unfinished operation: the opening of every operation
+// that changes the data directory or its settings. The caller unlocks.
+func (in *Instance) startOp(op string) (*lockFile, error) {
+	if err := in.validate(); err != nil {
+		return nil, err
+	}
+	lk, err := in.lockOp(op)
+	if err != nil {
+		return nil, err
+	}
+	if err := in.refuseInterrupted(op); err != nil {
+		lk.unlock()
+		return nil, err
+	}
+	return lk, nil
+}
+
+// rolledBack is a roll back's outcome: cause with what was done, or, with
+// no cause, an error only when something could not be undone.
+func rolledBack(cause error, incomplete bool, msg string) error {
+	switch {
+	case cause != nil:
+		return fmt.Errorf("%w; %s", cause, msg)
+	case incomplete:
+		return errors.New(msg)
+	}
+	return nil
 }
 
 // refuseInterrupted refuses to start over an unfinished operation.
@@ -213,22 +242,13 @@ func (t *txn) rollBack(ctx context.Context, peers []Peer, cause error) error {
 	if len(failed) > 0 {
 		msg += "; NOT DONE (journal kept for recover): " + strings.Join(failed, "; ")
 	}
-	if cause == nil {
-		if len(failed) > 0 {
-			return errors.New(msg)
-		}
-		return nil
-	}
-	return fmt.Errorf("%w; %s", cause, msg)
+	return rolledBack(cause, len(failed) > 0, msg)
 }
 
 // dropSlot drops the slot this re-seed created on the master, unless a
 // standby is using it by now.
 func (t *txn) dropSlot(ctx context.Context, peers []Peer) (string, error) {
-	var master *Peer
-	if t.master != nil {
-		master = t.master
-	}
+	master := t.master
 	for i := range peers {
 		if master == nil && peers[i].Node == t.j.Master {
 			master = &peers[i]
@@ -237,35 +257,8 @@ func (t *txn) dropSlot(ctx context.Context, peers []Peer) (string, error) {
 	if master == nil {
 		return "", fmt.Errorf("could not drop replication slot %q on %s: no connection string for it (drop it by hand, or it keeps WAL on the master)", t.j.Slot, t.j.Master)
 	}
-	db, conn, err := open(ctx, master.ConnInfo)
-	if err != nil {
-		return "", fmt.Errorf("could not drop replication slot %q on %s: %v", t.j.Slot, master.Node, err)
-	}
-	defer db.Close()
-	defer conn.Close()
-	// Wait briefly for the killed copy's walsender to go.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		err := conn.QueryRowContext(ctx, `SELECT count(pg_drop_replication_slot(slot_name))
-			FROM pg_replication_slots WHERE slot_name = $1 AND NOT active`, t.j.Slot).Scan(&n)
-		if err == nil && n == 1 {
-			return fmt.Sprintf("dropped replication slot %q on %s", t.j.Slot, master.Node), nil
-		}
-		var active bool
-		err2 := conn.QueryRowContext(ctx, `SELECT active FROM pg_replication_slots WHERE slot_name = $1`, t.j.Slot).Scan(&active)
-		if errors.Is(err2, sql.ErrNoRows) {
-			return "", nil // never created, or already gone
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("could not drop replication slot %q on %s: still in use (drop it by hand if no standby uses it)", t.j.Slot, master.Node)
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	// dropSlot waits briefly for the killed copy's walsender to go.
+	return dropSlot(ctx, *master, t.j.Slot)
 }
 
 // stopLeftoverCopy kills every pg_basebackup still writing into newDir
@@ -434,8 +427,8 @@ func (t *txn) verify(ctx context.Context, peers []Peer) error {
 	return nil
 }
 
-// waitStreaming waits until this instance streams from master on its
-// timeline and the master lists it, reading both afresh each time; it
+// waitStreaming waits until this instance streams from master (catching
+// up counts) and the master lists it, reading both afresh each time; it
 // returns the master's last status.
 func (in *Instance) waitStreaming(ctx context.Context, master Peer, wait time.Duration) (*Status, error) {
 	var ms *Status
@@ -445,33 +438,24 @@ func (in *Instance) waitStreaming(ctx context.Context, master Peer, wait time.Du
 			return false, fmt.Sprintf("master %s unreachable: %v", master.Node, err)
 		}
 		ms = m
-		return streamsFrom(s, m, in.Node)
+		switch {
+		case m.Role != RoleMaster:
+			return false, master.Node + " is no longer a master"
+		case s.Role != RoleStandby:
+			return false, "the instance is not in recovery"
+		}
+		f, err := in.Assess(ctx, s, master, []PeerStatus{{Peer: master, Status: m}})
+		switch {
+		case err != nil:
+			return false, err.Error()
+		case f.Cannot != nil:
+			return false, f.Cannot.Why
+		case !f.Streams():
+			return false, f.Why
+		}
+		return true, ""
 	})
 	return ms, err
-}
-
-// streamsFrom says whether standby s streams from master m on m's
-// timeline and m lists it under node's name, and if not, why not.
-func streamsFrom(s, m *Status, node string) (bool, string) {
-	switch {
-	case m.Role != RoleMaster:
-		return false, "the master is no longer a master"
-	case s.Role != RoleStandby:
-		return false, "the instance is not in recovery"
-	case s.SystemID != m.SystemID:
-		return false, fmt.Sprintf("system identifier %s differs from the master's %s", s.SystemID, m.SystemID)
-	case s.Receiver == nil:
-		return false, "the WAL receiver is not running"
-	case s.Receiver.Status != "streaming":
-		return false, "the WAL receiver is " + s.Receiver.Status
-	case s.Receiver.Timeline != m.Timeline:
-		return false, fmt.Sprintf("receiving timeline %d, the master is on %d", s.Receiver.Timeline, m.Timeline)
-	}
-	row, ok := m.StandbyNamed(node)
-	if !ok || row.State != "streaming" {
-		return false, fmt.Sprintf("the master does not list %s as streaming in pg_stat_replication", node)
-	}
-	return true, ""
 }
 
 // waitStatus polls the instance until cond holds or wait passes.

@@ -207,8 +207,10 @@ type GeoSite struct {
 
 // Database is one PostgreSQL instance.
 type Database struct {
-	Node       string    `json:"node"`
-	Role       string    `json:"role"` // "master", "standby", "geo-standby", "down", "starting"
+	Node string `json:"node"`
+	// Role is "master", "standby", "geo-standby", "down", "starting", or
+	// "unknown" (no agent reports it and it has not been reached yet).
+	Role       string    `json:"role"`
 	Timeline   int       `json:"timeline,omitempty"`
 	SystemID   string    `json:"system_id,omitempty"`
 	LSN        string    `json:"lsn,omitempty"`
@@ -220,6 +222,71 @@ type Database struct {
 	Healthy    bool      `json:"healthy"`
 	Health     string    `json:"health,omitempty"`
 	Reseed     *Progress `json:"reseed,omitempty"`
+	// Since is when Role began, when known: for "down", since when the
+	// instance has been down (the last time it was seen up).
+	Since *time.Time `json:"since,omitempty"`
+	// SeenBy is set when the node's own agent does not report the
+	// instance: the row is what SeenBy's agent last knew of it (its last
+	// known position, since when it is down). A row from the node's own
+	// agent always replaces it.
+	SeenBy string `json:"seen_by,omitempty"`
+	// CatchUp is a standby's progress while it replays a backlog.
+	CatchUp *CatchUp `json:"catch_up,omitempty"`
+	// NeedsReseed says why the data cannot stream from the master, when
+	// the agent does not re-seed it by itself and waits for an operator.
+	NeedsReseed string `json:"needs_reseed,omitempty"`
+	// Slots are a master's replication slots, with the WAL each holds.
+	Slots []ReplicationSlot `json:"slots,omitempty"`
+	// WALDisk is the file system of a master's pg_wal, which a slot
+	// whose standby stays away fills.
+	WALDisk *Disk `json:"wal_disk,omitempty"`
+	// Notices are conditions an operator should see, each with what to do.
+	Notices []Notice `json:"notices,omitempty"`
+}
+
+// CatchUp is a standby's progress towards its master.
+type CatchUp struct {
+	// BytesBehind is the master's WAL the standby has not replayed.
+	BytesBehind int64 `json:"bytes_behind"`
+	// RateBytes is how fast the gap closes, in bytes per second; 0 until
+	// two readings are known, negative when the gap grows.
+	RateBytes float64 `json:"rate_bytes_per_second"`
+	// ETASeconds estimates the time left; nil while the gap does not close.
+	ETASeconds *float64 `json:"eta_seconds,omitempty"`
+	// Since is when the standby began catching up.
+	Since time.Time `json:"since"`
+}
+
+// ReplicationSlot is one replication slot on a master.
+type ReplicationSlot struct {
+	Name string `json:"name"`
+	// Node is the standby the slot serves, when known.
+	Node   string `json:"node,omitempty"`
+	Active bool   `json:"active"`
+	// RetainedBytes is the WAL the slot keeps from being recycled.
+	RetainedBytes int64 `json:"retained_bytes"`
+	// WALStatus is PostgreSQL's: "reserved", "extended", "unreserved", "lost".
+	WALStatus string `json:"wal_status,omitempty"`
+	// SafeBytes is how much more WAL may be written before
+	// max_slot_wal_keep_size invalidates the slot; nil when unlimited.
+	SafeBytes *int64 `json:"safe_bytes,omitempty"`
+	// Warning says RetainedBytes is past the configured threshold.
+	Warning bool `json:"warning,omitempty"`
+}
+
+// Disk is the space of one file system.
+type Disk struct {
+	Path        string  `json:"path"`
+	TotalBytes  int64   `json:"total_bytes"`
+	FreeBytes   int64   `json:"free_bytes"`
+	UsedPercent float64 `json:"used_percent"`
+}
+
+// Notice is a condition an operator should see, and what to do about it.
+type Notice struct {
+	Severity Severity `json:"severity"`
+	Message  string   `json:"message"`
+	Hint     string   `json:"hint,omitempty"`
 }
 
 // Switch is a line switch or a power switch.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,30 @@ type Database struct {
 	// position a standby may be and still be promoted without force; 0
 	// means no limit.
 	PromoteMaxLagBytes int64 `toml:"promote_max_lag_bytes"`
+	// AutoReseed lets the agent re-seed by itself a standby whose data
+	// cannot stream from the master: another system identifier, a
+	// timeline history the master lacks, WAL the master removed, missing
+	// or unreadable data. Never for a name, a missing slot or a standby
+	// catching up. The data is kept as a fallback image, the copy must
+	// fit, and a warning and an alert name the reason and the image. True
+	// when unset; false makes it wait for an operator, shown as "needs
+	// re-seed: <why>".
+	AutoReseed *bool `toml:"auto_reseed"`
+	// SlotWALWarn is how much WAL a replication slot on the master may
+	// hold before it is warned about: a size ("4GB") or a percentage of
+	// the room WAL has on pg_wal's file system, its free space plus what
+	// the slots hold ("25%", the default).
+	SlotWALWarn string `toml:"slot_wal_warn"`
+	// WALDiskAlert is how full pg_wal's file system may be, while slots
+	// hold WAL, before an alert: "75%" when unset, so that it comes
+	// before the file system passes 80 %.
+	WALDiskAlert string `toml:"wal_disk_alert"`
+	// MaxSlotWALKeepSize is applied to the local PostgreSQL's
+	// max_slot_wal_keep_size (ALTER SYSTEM and a reload): the most WAL a
+	// slot may keep before PostgreSQL gives it up, leaving its standby to
+	// be re-seeded rather than the master's disk full. A size ("16GB") or
+	// "-1" for unlimited; unset leaves the server's own setting alone.
+	MaxSlotWALKeepSize string `toml:"max_slot_wal_keep_size"`
 
 	Peers  []DatabasePeer `toml:"peers"`
 	Health DatabaseHealth `toml:"health"`
@@ -85,6 +110,102 @@ type DatabaseImages struct {
 
 // DefaultDatabaseMonitor is the monitor interval when none is configured.
 const DefaultDatabaseMonitor = 2 * time.Second
+
+// Defaults of the slot keys.
+const (
+	DefaultSlotWALWarn  = "25%"
+	DefaultWALDiskAlert = "75%"
+)
+
+// AutoReseedAllowed says whether the agent may re-seed by itself.
+func (d *Database) AutoReseedAllowed() bool { return d.AutoReseed == nil || *d.AutoReseed }
+
+// SlotWarn returns the slot warning threshold: bytes, or a fraction of
+// the room WAL has (one of them is zero).
+func (d *Database) SlotWarn() (bytes int64, fraction float64) {
+	s := d.SlotWALWarn
+	if s == "" {
+		s = DefaultSlotWALWarn
+	}
+	if p, ok := parsePercent(s); ok {
+		return 0, p / 100
+	}
+	n, _ := ParseSize(s)
+	return n, 0
+}
+
+// DiskAlertPercent is WALDiskAlert as a number.
+func (d *Database) DiskAlertPercent() float64 {
+	s := d.WALDiskAlert
+	if s == "" {
+		s = DefaultWALDiskAlert
+	}
+	p, _ := parsePercent(s)
+	return p
+}
+
+// MaxSlotWALKeepBytes is MaxSlotWALKeepSize in bytes (-1: unlimited); ok
+// is false when it is unset.
+func (d *Database) MaxSlotWALKeepBytes() (n int64, ok bool) {
+	switch strings.TrimSpace(d.MaxSlotWALKeepSize) {
+	case "":
+		return 0, false
+	case "-1":
+		return -1, true
+	}
+	n, err := ParseSize(d.MaxSlotWALKeepSize)
+	return n, err == nil
+}
+
+// Warnings are what check-config says of a valid [database] section that
+// is still risky.
+func (d *Database) Warnings() []string {
+	if !d.Enabled || len(d.Peers) == 0 {
+		return nil
+	}
+	const why = "a standby that stays away lets its replication slot keep WAL on the master until pg_wal's file system is full, and a full master disk stops every call"
+	n, set := d.MaxSlotWALKeepBytes()
+	switch {
+	case !set:
+		return []string{"database.max_slot_wal_keep_size is not set, so PostgreSQL's own setting applies (unlimited by default): " + why +
+			`; set it, e.g. max_slot_wal_keep_size = "16GB" as recipes/ha-agent-database.toml does (the agent applies it)`}
+	case n < 0:
+		return []string{`database.max_slot_wal_keep_size = "-1" is unlimited: ` + why + `; set a size such as "16GB"`}
+	}
+	return nil
+}
+
+var (
+	sizeRE    = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*([kKmMgGtT]?)(?:i?[bB])?$`)
+	percentRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*%$`)
+)
+
+// ParseSize reads a size such as "16GB", "512MB", "1.5G" or "1048576"
+// (bytes). Units are binary, as PostgreSQL's are.
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	mult := map[string]float64{"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[strings.ToLower(m[2])]
+	if f*mult >= 1<<62 {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return int64(f * mult), nil
+}
+
+func parsePercent(s string) (float64, bool) {
+	m := percentRE.FindStringSubmatch(strings.TrimSpace(s))
+	if m == nil {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(m[1], 64)
+	return f, err == nil
+}
 
 var maxRateRE = regexp.MustCompile(`^[0-9]+[kM]?$`)
 
@@ -138,6 +259,25 @@ func (d *Database) validate(c *Config) error {
 	}
 	if d.PromoteMaxLagBytes < 0 {
 		return bad("promote_max_lag_bytes", "must not be negative", "a number of bytes, 0 for no limit")
+	}
+	if s := d.SlotWALWarn; s != "" {
+		if p, ok := parsePercent(s); ok {
+			if p <= 0 || p >= 100 {
+				return bad("slot_wal_warn", fmt.Sprintf("%q is out of range", s), "a percentage above 0 and below 100, such as \"25%\", or a size such as \"4GB\"")
+			}
+		} else if n, err := ParseSize(s); err != nil || n == 0 {
+			return bad("slot_wal_warn", fmt.Sprintf("%q is neither a size nor a percentage", s), "a size such as \"4GB\", or a percentage of the room WAL has such as \"25%\"")
+		}
+	}
+	if s := d.WALDiskAlert; s != "" {
+		if p, ok := parsePercent(s); !ok || p <= 0 || p >= 80 {
+			return bad("wal_disk_alert", fmt.Sprintf("%q is not a percentage below 80", s), "a percentage such as \"75%\": the alert must come before the file system passes 80 %")
+		}
+	}
+	if s := strings.TrimSpace(d.MaxSlotWALKeepSize); s != "" && s != "-1" {
+		if n, err := ParseSize(s); err != nil || n < 1<<20 {
+			return bad("max_slot_wal_keep_size", fmt.Sprintf("%q is not a size of at least 1MB", s), "a size such as \"16GB\", or \"-1\" for unlimited (not advised)")
+		}
 	}
 	seen := map[string]bool{c.Node: true}
 	for i, p := range d.Peers {

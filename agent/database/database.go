@@ -1,14 +1,27 @@
 // Package database is the agent's database feature: it runs the node's
 // PostgreSQL instance through the pg library and shows it to every console.
 //
-// At start it looks for an interrupted re-seed or restore (pg's journal),
-// records what happened and what it will do as an event, and does it.
-// A node configured as a standby then follows the cold-start rule: with
-// no master running anywhere it waits and touches nothing. A monitor reads
-// the instance every few seconds (role, timeline, WAL position, lag, slot,
-// streaming, the representative health query) into a protocol.Database
-// that travels in the node's report, so the deployment view of any agent
-// shows every node's database.
+// At start it looks for an interrupted re-seed, restore or adoption (pg's
+// journal and adoption record), records what happened and what it will do
+// as an event, and does it. A node configured as a standby then follows
+// the cold-start rule: with no master running anywhere it waits and
+// touches nothing. A monitor reads the instance every few seconds (role,
+// timeline, WAL position, lag, slot, streaming, the representative health
+// query) into a protocol.Database that travels in the node's report, so
+// the deployment view of any agent shows every node's database.
+//
+// A running standby is judged by pg.AssessStandby, from its own WAL
+// receiver and the master's replication rows: one that streams under
+// another name or without a slot is adopted as it runs (pg.Adopt: no copy,
+// no restart); one catching up shows its progress and is left alone. Only
+// data that cannot stream (pg.Cannot, seen on two readings in a row) is
+// re-seeded by the agent itself, when [database] auto_reseed allows it,
+// as a warning with an alert naming the reason and the fallback image;
+// otherwise the row says "needs re-seed" and waits for an operator. A
+// master's row carries its replication slots with the WAL each holds and
+// pg_wal's file system, warned and alerted on before the disk fills. The
+// row of a database node whose agent is gone is kept by one live agent
+// (the master's, else the lowest-named), with its last known position.
 //
 // The verbs "promote NODE" and "reseed NODE" are carried out by NODE's own
 // agent, wherever they arrive. Their refusals are pg's typed refusals,
@@ -27,6 +40,7 @@ import (
 	"time"
 
 	"github.com/hatui/hatui/agent"
+	"github.com/hatui/hatui/agent/alert"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/pg"
@@ -53,9 +67,13 @@ type Options struct {
 	// database is shown as "starting" meanwhile. An error is shown as the
 	// database's health and nothing else is done.
 	Ready func(ctx context.Context) error
-	// TryStart bounds how long existing standby data may take to stream
-	// at a cold start before it is re-seeded; pg's default when zero.
+	// TryStart bounds how long existing standby data just started is
+	// watched before the cold start says how it follows; pg's default
+	// when zero. A slow standby is reported, never replaced.
 	TryStart time.Duration
+	// RetryAfter is how long the agent waits before trying again an
+	// adoption or an automatic re-seed that failed; 5 min when zero.
+	RetryAfter time.Duration
 }
 
 // New builds the database feature from the node's configuration. It is
@@ -70,7 +88,7 @@ func NewWith(o Options) agent.FeatureFunc {
 		if o.Config != nil {
 			cfg = *o.Config
 		}
-		f := &Feature{h: h, node: h.Config().Node, cfg: cfg, opts: o, kick: make(chan struct{}, 1)}
+		f := &Feature{h: h, node: h.Config().Node, cfg: cfg, opts: o, kick: make(chan struct{}, 1), started: time.Now()}
 		f.ctx, f.cancel = context.WithCancel(context.Background())
 		if !cfg.Enabled {
 			return f, nil
@@ -78,14 +96,23 @@ func NewWith(o Options) agent.FeatureFunc {
 		if cfg.Monitor.Duration <= 0 {
 			f.cfg.Monitor.Duration = config.DefaultDatabaseMonitor
 		}
+		if f.opts.RetryAfter <= 0 {
+			f.opts.RetryAfter = 5 * time.Minute
+		}
 		f.in = &pg.Instance{
 			Node: f.node, ConnInfo: cfg.ConnInfo, DataDir: cfg.DataDir, BinDir: cfg.BinDir,
 			OSUser: cfg.OSUser, StartOptions: cfg.StartOptions, Geo: cfg.Geo,
 			ImagesDir: cfg.Images.Dir, KeepImages: cfg.Images.Keep,
 		}
+		f.slots.WarnBytes, f.slots.WarnFraction = f.cfg.SlotWarn()
+		f.slots.DiskAlertPercent = f.cfg.DiskAlertPercent()
+		f.slots.Nodes = map[string]string{pg.SlotName(f.node): f.node}
 		for _, p := range cfg.Peers {
 			f.peers = append(f.peers, pg.Peer{Node: p.Node, ConnInfo: p.ConnInfo, Geo: p.Geo})
+			f.slots.Nodes[pg.SlotName(p.Node)] = p.Node
 		}
+		f.seen = map[string]*peerSeen{}
+		f.alerted = map[string]string{}
 		f.hq = pg.HealthQuery{SQL: cfg.Health.SQL, ConnInfo: cfg.Health.ConnInfo, Timeout: cfg.Health.Timeout.Duration, MinRows: cfg.Health.MinRows, Writes: cfg.Health.Writes}
 		f.db = &protocol.Database{Node: f.node, Role: RoleStarting, Health: "the agent has not read the instance yet"}
 		f.wg.Add(1)
@@ -96,13 +123,15 @@ func NewWith(o Options) agent.FeatureFunc {
 
 // Feature is the running database feature of one agent.
 type Feature struct {
-	h     agent.Host
-	node  string
-	cfg   config.Database
-	opts  Options
-	in    *pg.Instance // nil when the node runs no database
-	peers []pg.Peer
-	hq    pg.HealthQuery
+	h       agent.Host
+	node    string
+	cfg     config.Database
+	opts    Options
+	in      *pg.Instance // nil when the node runs no database
+	peers   []pg.Peer
+	hq      pg.HealthQuery
+	slots   pg.SlotPolicy
+	started time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,6 +146,34 @@ type Feature struct {
 	waiting    bool               // a cold-start standby waiting for a master
 	lastMaster string             // the master last seen
 	masterLSN  pg.LSN             // its last known WAL position
+
+	// What the monitor learnt of this standby.
+	meter     pg.CatchUpMeter
+	cannot    *pg.Cannot // the last reading's evidence that the data cannot stream
+	streak    int        // readings in a row with the same evidence
+	needs     string     // "needs re-seed" shown: why, while waiting for an operator
+	autoFail  failure    // the last automatic re-seed that failed
+	adoptFail failure    // the last adoption that failed
+	lastUp    time.Time  // when the instance last answered
+	roleSince time.Time
+	role      string
+	keepSet   time.Time // when max_slot_wal_keep_size was last checked
+
+	// What the monitor learnt of the peers.
+	seen    map[string]*peerSeen
+	absent  []protocol.Database // rows for peers whose agents are gone
+	alerted map[string]string   // condition → the message alerted, while it holds
+}
+
+// failure is an operation that failed, not retried until RetryAfter.
+type failure struct {
+	key string // what failed (the evidence it acted on)
+	at  time.Time
+	err string
+}
+
+func (x failure) recent(key string, d time.Duration) bool {
+	return x.key == key && !x.at.IsZero() && time.Since(x.at) < d
 }
 
 // Verbs implements agent.Feature.
@@ -141,6 +198,7 @@ func (f *Feature) Report(r *protocol.Snapshot) {
 	}
 	c := &r.Sites[0].Clusters[0]
 	c.Databases = append(c.Databases, d)
+	c.Databases = append(c.Databases, f.absent...)
 }
 
 // Close implements agent.Feature: it stops the monitor and cancels any
@@ -159,6 +217,38 @@ func (f *Feature) event(sev protocol.Severity, format string, args ...any) {
 	f.h.Record(protocol.Event{Node: f.node, Kind: "database", Severity: sev, Message: fmt.Sprintf(format, args...)})
 }
 
+// alert records an event and sends an alert with the same words.
+func (f *Feature) alert(sev protocol.Severity, kind, subject, message string) {
+	f.event(sev, "%s", message)
+	c := f.h.Config()
+	f.h.Alert(alert.Alert{Time: time.Now().UTC(), Site: c.Site, Node: f.node, Kind: kind, Severity: string(sev),
+		Subject: fmt.Sprintf("%s/%s: %s", c.Site, f.node, subject), Message: message + "\n\nSee hatui's database pane for the state of every database."})
+}
+
+// alertOnce alerts about a condition once while it holds (and again when
+// its variant changes, such as the reason a re-seed is needed);
+// clearAlert forgets it.
+func (f *Feature) alertOnce(cond, variant string, sev protocol.Severity, kind, subject, message string) {
+	f.mu.Lock()
+	v, held := f.alerted[cond]
+	f.alerted[cond] = variant
+	f.mu.Unlock()
+	if !held || v != variant {
+		f.alert(sev, kind, subject, message)
+	}
+}
+
+// clearAlert forgets a condition that no longer holds, saying so once.
+func (f *Feature) clearAlert(cond, message string) {
+	f.mu.Lock()
+	_, was := f.alerted[cond]
+	delete(f.alerted, cond)
+	f.mu.Unlock()
+	if was && message != "" {
+		f.event(protocol.SevInfo, "%s", message)
+	}
+}
+
 // run is the feature's life: wait until ready, recover, cold start, then
 // monitor until Close.
 func (f *Feature) run() {
@@ -171,6 +261,9 @@ func (f *Feature) run() {
 			}
 			return
 		}
+	}
+	for _, w := range f.cfg.Warnings() {
+		f.event(protocol.SevWarning, "database on %s: %s", f.node, w)
 	}
 	f.recover()
 	f.mu.Lock()
@@ -210,64 +303,6 @@ func (f *Feature) run() {
 	}
 }
 
-// recover finishes or rolls back what a killed agent left half done.
-func (f *Feature) recover() {
-	plan, err := f.in.Recover(f.ctx)
-	if err != nil {
-		f.event(protocol.SevCritical, "database on %s: checking for an interrupted re-seed failed: %v", f.node, err)
-		return
-	}
-	if plan.Action == pg.ActionNone {
-		return
-	}
-	f.event(protocol.SevWarning, "database on %s: %s", f.node, plan)
-	if !f.begin("recovery") {
-		return
-	}
-	defer f.end()
-	err = plan.Apply(f.ctx, pg.RecoverOptions{Peers: f.peers, Progress: func(p protocol.Progress) { f.setReseed(&p) }})
-	switch {
-	case err != nil:
-		f.event(protocol.SevCritical, "database on %s: recovery (%s) failed: %v", f.node, plan.Action, err)
-	default:
-		f.event(protocol.SevInfo, "database on %s: recovery done (%s)", f.node, plan.Action)
-	}
-}
-
-// coldStart applies the cold-start rule for a node configured as a
-// standby: with no master anywhere it does nothing and says so, and it is
-// tried again at every monitor tick until a master appears.
-func (f *Feature) coldStart() {
-	if !f.begin("start as standby") {
-		return
-	}
-	defer f.end()
-	res, err := f.in.StartStandby(f.ctx, pg.StandbyOptions{
-		ReseedOptions: pg.ReseedOptions{Peers: f.peers, MaxRate: f.cfg.MaxRate, Progress: func(p protocol.Progress) { f.setReseed(&p) }},
-		TryStart:      f.opts.TryStart,
-	})
-	f.mu.Lock()
-	wasWaiting := f.waiting
-	f.waiting = err == nil && res.Outcome == pg.OutcomeWaiting
-	f.mu.Unlock()
-	switch {
-	case pg.RefusalReason(err) == pg.ReasonIsMaster:
-		// Configured as a standby but promoted since: the role is the
-		// cluster's decision, not the configuration's.
-	case err != nil:
-		if f.ctx.Err() == nil {
-			f.event(protocol.SevCritical, "database on %s could not start as a standby: %v", f.node, err)
-		}
-	case res.Outcome == pg.OutcomeWaiting:
-		if !wasWaiting {
-			f.event(protocol.SevWarning, "database on %s is waiting for a master: %s", f.node, res.Message)
-		}
-	case res.Outcome == pg.OutcomeReplicating && !wasWaiting:
-	default:
-		f.event(protocol.SevInfo, "database on %s started as a standby (%s): %s", f.node, res.Outcome, res.Message)
-	}
-}
-
 // begin claims the instance for an operation; false when another holds it.
 func (f *Feature) begin(op string) bool {
 	f.mu.Lock()
@@ -289,6 +324,21 @@ func (f *Feature) end() {
 	case f.kick <- struct{}{}:
 	default:
 	}
+}
+
+// spawn runs fn as operation op in the background, unless another
+// operation holds the instance.
+func (f *Feature) spawn(op string, fn func()) bool {
+	if !f.begin(op) {
+		return false
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		defer f.end()
+		fn()
+	}()
+	return true
 }
 
 func (f *Feature) busy() string {
@@ -343,60 +393,6 @@ func timelineNote(d protocol.Database) string {
 	return fmt.Sprintf(", timeline %d", d.Timeline)
 }
 
-// poll reads the instance, its master and its health into the report.
-func (f *Feature) poll() {
-	f.mu.Lock()
-	ready := f.ready
-	f.mu.Unlock()
-	if !ready {
-		return
-	}
-	to := f.cfg.Monitor.Duration
-	if to < 5*time.Second {
-		to = 5 * time.Second
-	}
-	ctx, cancel := context.WithTimeout(f.ctx, to)
-	defer cancel()
-	v := pg.View{Node: f.node, Geo: f.cfg.Geo}
-	st, err := f.in.Status(ctx)
-	if err != nil {
-		if f.ctx.Err() != nil {
-			return
-		}
-		d := pg.DownDatabase(v, err)
-		f.mu.Lock()
-		switch {
-		case f.op != "":
-			d.Health = f.op + " under way: " + d.Health
-		case f.waiting:
-			d.Health = "waiting for a master: " + d.Health
-		}
-		f.mu.Unlock()
-		f.set(d)
-		return
-	}
-	if st.Role != pg.RoleMaster {
-		for _, ps := range pg.PollPeers(ctx, f.peers) {
-			if ps.Err == nil && ps.Status.Role == pg.RoleMaster {
-				v.Master, v.MasterNode = ps.Status, ps.Peer.Node
-				f.mu.Lock()
-				f.lastMaster, f.masterLSN = ps.Peer.Node, ps.Status.CurrentLSN
-				f.mu.Unlock()
-				break
-			}
-		}
-	}
-	if f.hq.SQL != "" {
-		q := f.hq
-		if st.Role != pg.RoleMaster {
-			q = q.OnStandby()
-		}
-		h := q.Check(ctx, f.in.ConnInfo)
-		v.Health = &h
-	}
-	f.set(st.Database(v))
-}
-
 // Plan implements agent.Feature.
 func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller) (localapi.Job, error) {
 	if len(a.Args) != 1 {
@@ -427,23 +423,24 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 	return nil, protocol.Errorf(protocol.CodeUnknownVerb, "run 'help' in hatui to list the verbs", "the database feature does not know %q", a.Verb)
 }
 
-// planReseed makes the re-seed's refusal decisions that need no change:
-// pg makes them again, and the rest, when the job runs.
+// planReseed makes every refusal decision of the re-seed, the space
+// check included, before the action is accepted: a refusal (exit 2 for
+// --exec) changes nothing. pg makes them again when the job runs.
 func (f *Feature) planReseed(ctx context.Context, a protocol.Action, who string) (localapi.Job, error) {
-	if up, err := f.in.Running(ctx); err == nil && up {
-		if st, err := f.in.Status(ctx); err == nil && st.Role == pg.RoleMaster {
-			return nil, &pg.RefusedError{Op: pg.OpReseed, Node: f.node, Reason: pg.ReasonIsMaster,
-				Message: fmt.Sprintf("%s is the running master (timeline %d)", f.node, st.Timeline),
-				Hint:    "re-seed only standbys; to rebuild this node, switch the master role to another node first"}
-		}
-	}
-	master, _, err := pg.FindMaster(ctx, pg.OpReseed, f.node, f.peers)
+	f.mu.Lock()
+	// The operator asks on the evidence the console shows: data of
+	// another system needs no force when the agent found it cannot stream.
+	otherSystem := f.cannot != nil && f.cannot.Reason == pg.CannotOtherSystem
+	f.mu.Unlock()
+	opts := pg.ReseedOptions{Peers: f.peers, Force: a.Force, MaxRate: f.cfg.MaxRate, AllowOtherSystem: otherSystem}
+	plan, err := f.in.PlanReseed(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
+	master := plan.Master
 	return func(_ context.Context, progress func(protocol.Progress)) protocol.Result {
 		if a.DryRun {
-			return protocol.Result{OK: true, Message: fmt.Sprintf("would re-seed %s from %s (dry run: nothing done)", f.node, master.Node)}
+			return protocol.Result{OK: true, Message: fmt.Sprintf("%s %s (dry run: nothing done)", f.node, plan)}
 		}
 		if !f.begin("re-seed") {
 			return refusedResult(&pg.RefusedError{Op: pg.OpReseed, Node: f.node, Reason: pg.ReasonBusy,
@@ -454,13 +451,12 @@ func (f *Feature) planReseed(ctx context.Context, a protocol.Action, who string)
 		// The feature's context, not the session's: a console that drops
 		// its connection must not abort an irreversible operation halfway
 		// (it would roll back safely, but the operator asked for it).
-		res, err := f.in.Reseed(f.ctx, pg.ReseedOptions{
-			Peers: f.peers, Force: a.Force, MaxRate: f.cfg.MaxRate,
-			Progress: func(p protocol.Progress) {
-				f.setReseed(&p)
-				progress(p)
-			},
-		})
+		opts.Reason = "asked by " + who
+		opts.Progress = func(p protocol.Progress) {
+			f.setReseed(&p)
+			progress(p)
+		}
+		res, err := f.in.Reseed(f.ctx, opts)
 		if err != nil {
 			f.event(protocol.SevCritical, "re-seed of %s failed: %v", f.node, err)
 			return refusedResult(err)
@@ -469,6 +465,13 @@ func (f *Feature) planReseed(ctx context.Context, a protocol.Action, who string)
 		if res.Previous != nil {
 			msg += "; the previous data directory is fallback image " + res.Previous.ID
 		}
+		for _, img := range res.Pruned {
+			msg += "; pruned older fallback image " + img.ID + " first to make room (rotation would have removed it)"
+		}
+		f.mu.Lock()
+		f.needs, f.cannot, f.streak, f.autoFail = "", nil, 0, failure{}
+		f.mu.Unlock()
+		f.clearAlert("needs-reseed", "")
 		f.event(protocol.SevInfo, "%s", msg)
 		return protocol.Result{OK: true, Message: msg}
 	}, nil

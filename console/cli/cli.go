@@ -289,17 +289,9 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 				}
 			}
 			for _, d := range c.Databases {
-				line := fmt.Sprintf("    database %s\t%s\ttimeline %d", d.Node, d.Role, d.Timeline)
-				if d.Role == "standby" || d.Role == "geo-standby" {
-					line += fmt.Sprintf("\tlag %d bytes", d.LagBytes)
-					if !d.Streaming {
-						line += "\tNOT STREAMING"
-					}
+				for _, line := range databaseLines(d, s.Time) {
+					fmt.Fprintln(tw, line)
 				}
-				if !d.Healthy && d.Health != "" {
-					line += "\tUNHEALTHY: " + d.Health
-				}
-				fmt.Fprintln(tw, line)
 			}
 			for _, sw := range c.Switches {
 				line := fmt.Sprintf("    switch %s\t%s\t%s", sw.Name, sw.Kind, orDash(sw.Position))
@@ -374,4 +366,98 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// databaseLines renders one database for the status text: a line of
+// columns (role; for one that is down, since when, its last known
+// position and who saw it), then lines of their own for its catch-up, its
+// slots and pg_wal's disk on a master, and each notice with what to do.
+func databaseLines(d protocol.Database, now time.Time) []string {
+	role := d.Role
+	absent := d.Role == "down" || d.Role == "unknown"
+	if absent {
+		role = strings.ToUpper(d.Role)
+		if d.Since != nil {
+			role += fmt.Sprintf(" since %s (%s ago)", d.Since.Local().Format(time.TimeOnly), now.Sub(*d.Since).Round(time.Second))
+		}
+	}
+	line := fmt.Sprintf("    database %s\t%s\ttimeline %d", d.Node, role, d.Timeline)
+	switch {
+	case d.Role == "standby" || d.Role == "geo-standby":
+		line += fmt.Sprintf("\tlag %d bytes", d.LagBytes)
+		if !d.Streaming {
+			line += "\tNOT STREAMING"
+		}
+	case absent && d.LSN != "":
+		line += "\tlast known " + d.LSN
+	}
+	if d.SeenBy != "" {
+		line += "\tseen by " + d.SeenBy
+	}
+	if !d.Healthy && d.Health != "" && d.SeenBy == "" { // an absent peer's notice says why
+		line += "\tUNHEALTHY: " + d.Health
+	}
+	out := []string{line}
+	if c := d.CatchUp; c != nil {
+		l := fmt.Sprintf("      catching up: %s behind", iec(c.BytesBehind))
+		if c.RateBytes > 0 {
+			l += fmt.Sprintf(", gaining %s/s", iec(int64(c.RateBytes)))
+		}
+		if c.ETASeconds != nil {
+			l += fmt.Sprintf(", about %s left", (time.Duration(*c.ETASeconds) * time.Second).Round(time.Second))
+		}
+		out = append(out, l+fmt.Sprintf(" (since %s); nothing to do: it is left to catch up, never re-seeded for it", c.Since.Local().Format(time.TimeOnly)))
+	}
+	for _, sl := range d.Slots {
+		l := "      slot " + sl.Name
+		if sl.Node != "" {
+			l += " (" + sl.Node + ")"
+		}
+		state := "inactive"
+		if sl.Active {
+			state = "active"
+		}
+		l += fmt.Sprintf(": %s, holds %s of WAL", state, iec(sl.RetainedBytes))
+		switch {
+		case sl.WALStatus == "lost":
+			l += ", LOST (its standby needs a re-seed)"
+		case sl.SafeBytes != nil:
+			l += fmt.Sprintf(", dropped by max_slot_wal_keep_size after %s more", iec(*sl.SafeBytes))
+		}
+		if sl.Warning {
+			l += ", WARNING"
+		}
+		out = append(out, l)
+	}
+	if disk := d.WALDisk; disk != nil && len(d.Slots) > 0 {
+		out = append(out, fmt.Sprintf("      pg_wal disk %s: %.0f%% used, %s free", disk.Path, disk.UsedPercent, iec(disk.FreeBytes)))
+	}
+	for _, n := range d.Notices {
+		word := "note"
+		switch n.Severity {
+		case protocol.SevCritical:
+			word = "CRITICAL"
+		case protocol.SevWarning:
+			word = "WARNING"
+		}
+		out = append(out, "      "+word+": "+n.Message)
+		if n.Hint != "" {
+			out = append(out, "        do: "+n.Hint)
+		}
+	}
+	return out
+}
+
+// iec renders a byte count with binary units.
+func iec(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 5; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -302,7 +302,7 @@ func (p *detailPane) cluster(site string, c *protocol.Cluster, now time.Time) []
 		}
 	}
 	for _, d := range c.Databases {
-		out = append(out, p.database(d)...)
+		out = append(out, p.database(d, now)...)
 	}
 	for _, s := range c.Switches {
 		out = append(out, p.switchLine(s))
@@ -323,7 +323,11 @@ func (p *detailPane) resState(s string) string {
 	return s
 }
 
-func (p *detailPane) database(d protocol.Database) []string {
+// database draws one database: a line with its role, timeline, lag and
+// streaming state (or, for one that is down, since when and where it
+// was), then what needs a word of its own: catch-up progress, a re-seed
+// bar, a master's slots and pg_wal's disk, and each notice with what to do.
+func (p *detailPane) database(d protocol.Database, now time.Time) []string {
 	st := p.env.st
 	role := d.Role
 	switch role {
@@ -331,6 +335,8 @@ func (p *detailPane) database(d protocol.Database) []string {
 		role = st.ok.Render(fit(role, 11))
 	case "down":
 		role = st.bad.Render(fit("DOWN", 11))
+	case "unknown":
+		role = st.warn.Render(fit("UNKNOWN", 11))
 	default:
 		role = fit(role, 11)
 	}
@@ -338,7 +344,16 @@ func (p *detailPane) database(d protocol.Database) []string {
 	if d.Timeline > 0 {
 		line += fmt.Sprintf(" tl %d", d.Timeline)
 	}
-	if d.Role != "master" && d.Role != "down" {
+	absent := d.Role == "down" || d.Role == "unknown"
+	switch {
+	case absent:
+		if d.Since != nil {
+			line += " since " + clock(*d.Since, now)
+		}
+		if d.LSN != "" {
+			line += " last at " + d.LSN
+		}
+	case d.Role != "master":
 		lag := "lag " + bytesIEC(d.LagBytes)
 		if d.LagSeconds != nil {
 			lag += fmt.Sprintf(" %.1fs", *d.LagSeconds)
@@ -352,7 +367,10 @@ func (p *detailPane) database(d protocol.Database) []string {
 			line += " " + st.warn.Render("not streaming")
 		}
 	}
-	if !d.Healthy && d.Reseed == nil {
+	if d.SeenBy != "" {
+		line += " " + st.dim.Render("(seen by "+d.SeenBy+")")
+	}
+	if !d.Healthy && d.Reseed == nil && d.SeenBy == "" { // an absent peer's notice says why
 		h := d.Health
 		if h == "" {
 			h = "unhealthy"
@@ -360,8 +378,67 @@ func (p *detailPane) database(d protocol.Database) []string {
 		line += " " + st.bad.Render(h)
 	}
 	out := []string{line}
+	if c := d.CatchUp; c != nil {
+		s := "     " + st.warn.Render("CATCHING UP") + " " + bytesIEC(c.BytesBehind) + " behind"
+		if c.RateBytes > 0 {
+			s += fmt.Sprintf(" · %s/s", bytesIEC(int64(c.RateBytes)))
+		}
+		if c.ETASeconds != nil {
+			s += " · ~" + (time.Duration(*c.ETASeconds) * time.Second).Round(time.Second).String() + " left"
+		}
+		out = append(out, s+" "+st.dim.Render("since "+clock(c.Since, now)+", left to catch up"))
+	}
 	if r := d.Reseed; r != nil {
 		out = append(out, p.reseed(r))
+	}
+	for _, sl := range d.Slots {
+		s := "     slot " + sl.Name
+		if sl.Node != "" && sl.Node != sl.Name {
+			s += " → " + sl.Node
+		}
+		if sl.Active {
+			s += " active"
+		} else {
+			s += " " + st.warn.Render("inactive")
+		}
+		s += " holds " + bytesIEC(sl.RetainedBytes)
+		if sl.Warning {
+			s += " " + st.bad.Render("WARN")
+		}
+		if sl.WALStatus == "lost" {
+			s += " " + st.bad.Render("LOST")
+		} else if sl.SafeBytes != nil {
+			s += st.dim.Render(" · dropped after " + bytesIEC(*sl.SafeBytes) + " more")
+		}
+		out = append(out, s)
+	}
+	if disk := d.WALDisk; disk != nil && len(d.Slots) > 0 {
+		out = append(out, fmt.Sprintf("     pg_wal disk %.0f%% used, %s free", disk.UsedPercent, bytesIEC(disk.FreeBytes)))
+	}
+	for _, n := range d.Notices {
+		word := st.dim.Render("note")
+		switch n.Severity {
+		case protocol.SevCritical:
+			word = st.bad.Render("CRITICAL")
+		case protocol.SevWarning:
+			word = st.warn.Render("WARNING")
+		}
+		for i, l := range wrap(n.Message, max(20, p.w-16)) {
+			if i == 0 {
+				out = append(out, "     "+word+" "+l)
+			} else {
+				out = append(out, "       "+l)
+			}
+		}
+		if n.Hint != "" {
+			for i, l := range wrap(n.Hint, max(20, p.w-11)) {
+				lead := "       "
+				if i == 0 {
+					lead = "     → "
+				}
+				out = append(out, lead+st.dim.Render(l))
+			}
+		}
 	}
 	return out
 }

@@ -1,13 +1,17 @@
 package tui
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/hatui/hatui/protocol"
 )
 
 // TestGoldenMainScreen pins the main screen at the smallest supported
@@ -57,4 +61,36 @@ func golden(t *testing.T, name, got string) {
 	if got != string(want) {
 		t.Errorf("screen differs from %s (go test -update rewrites it)\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
 	}
+}
+
+// TestGoldenDatabasePane pins the database lines of the resources pane
+// for the states an operator must act on (the fixture is --exec's, in
+// console/cli/testdata, so both consoles are pinned on the same states):
+// slots and a filling pg_wal disk on the master, a down standby seen by
+// the master, one catching up, one that needs a re-seed, one never
+// reached; each notice wrapped to the pane with what to do.
+func TestGoldenDatabasePane(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "cli", "testdata", "databases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dbs []protocol.Database
+	if err := json.Unmarshal(b, &dbs); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NO_COLOR", "")
+	p := newDetailPane(&env{st: newStyles(true), now: func() time.Time { return fixedNow }})
+	p.SetSize(100, 40)
+	var lines []string
+	for _, d := range dbs {
+		for _, l := range p.database(d, fixedNow.In(time.UTC)) {
+			lines = append(lines, strings.TrimRight(ansi.Strip(l), " "))
+		}
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > 100 {
+			t.Errorf("line %d is %d cells wide, more than the pane's 100: %q", i+1, n, l)
+		}
+	}
+	golden(t, "databases_100.golden", strings.Join(lines, "\n")+"\n")
 }

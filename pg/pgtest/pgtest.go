@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -85,6 +86,8 @@ type config struct {
 	durable  bool
 	geo      bool
 	fresh    bool
+	plain    bool
+	base     string
 }
 
 // Option changes how a server is made.
@@ -105,6 +108,15 @@ func FreshCluster() Option { return func(c *config) { c.fresh = true } }
 
 // AsGeo marks a standby as a geo standby in its Instance.
 func AsGeo() Option { return func(c *config) { c.geo = true } }
+
+// Plain makes a standby the way most sites make one: pg_basebackup -R
+// with no application_name and no replication slot, so the master lists
+// it as "walreceiver".
+func Plain() Option { return func(c *config) { c.plain = true } }
+
+// Under puts the server's directory under base (a tmpfs, say) instead of
+// the system's temporary directory.
+func Under(base string) Option { return func(c *config) { c.base = base } }
 
 func newConfig(opts []Option) *config {
 	c := &config{settings: map[string]string{}}
@@ -142,10 +154,11 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// newServer makes the server's directory, owned by postgres.
-func newServer(t testing.TB, name string) *Server {
+// newServer makes the server's directory, owned by postgres, under base
+// ("" for the system's temporary directory).
+func newServer(t testing.TB, name, base string) *Server {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hatui-pg-"+name+"-")
+	dir, err := os.MkdirTemp(base, "hatui-pg-"+name+"-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +277,7 @@ func NewMaster(t testing.TB, name string, opts ...Option) *Server {
 	t.Helper()
 	Require(t)
 	c := newConfig(opts)
-	s := newServer(t, name)
+	s := newServer(t, name, c.base)
 	s.Geo = c.geo
 	if tpl := template(t); tpl != "" && !c.fresh {
 		if out, err := exec.Command("cp", "-a", tpl, s.DataDir).CombinedOutput(); err != nil {
@@ -280,11 +293,12 @@ func NewMaster(t testing.TB, name string, opts ...Option) *Server {
 }
 
 // NewStandby copies s with pg_basebackup -R into a new server, with its
-// own replication slot named after it, and starts it streaming.
+// own replication slot named after it (unless Plain), and starts it
+// streaming.
 func (s *Server) NewStandby(t testing.TB, name string, opts ...Option) *Server {
 	t.Helper()
 	c := newConfig(opts)
-	sb := newServer(t, name)
+	sb := newServer(t, name, c.base)
 	sb.Geo = c.geo
 	if err := os.Mkdir(sb.DataDir, 0o700); err != nil {
 		t.Fatal(err)
@@ -292,8 +306,13 @@ func (s *Server) NewStandby(t testing.TB, name string, opts ...Option) *Server {
 	if err := runas.Chown(sb.DataDir, "postgres"); err != nil {
 		t.Fatal(err)
 	}
-	ci := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", s.Port, name)
-	run(t, "pg_basebackup", "-d", ci, "-D", sb.DataDir, "-X", "stream", "-R", "-S", pg.SlotName(name), "-C", "-c", "fast", "--no-sync")
+	if c.plain {
+		ci := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres", s.Port)
+		run(t, "pg_basebackup", "-d", ci, "-D", sb.DataDir, "-X", "stream", "-R", "-c", "fast", "--no-sync")
+	} else {
+		ci := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres application_name=%s", s.Port, name)
+		run(t, "pg_basebackup", "-d", ci, "-D", sb.DataDir, "-X", "stream", "-R", "-S", pg.SlotName(name), "-C", "-c", "fast", "--no-sync")
+	}
 	sb.conf(t, c)
 	sb.guard(t)
 	sb.Start(t)
@@ -380,6 +399,39 @@ func (s *Server) Running() bool {
 		return false
 	}
 	return cmd.Run() == nil
+}
+
+// AutoConf appends settings to the server's postgresql.auto.conf, where
+// pg_basebackup -R put primary_conninfo; later lines win. Stop the server
+// first, or reload it after.
+func (s *Server) AutoConf(t testing.TB, settings map[string]string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.DataDir, "postgresql.auto.conf"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for k, v := range settings {
+		if _, err := fmt.Fprintf(f, "%s = '%s'\n", k, strings.ReplaceAll(v, "'", "''")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// StartTime is when the postmaster started (pg_postmaster_start_time): it
+// changes when the server is restarted.
+func (s *Server) StartTime(t testing.TB) time.Time {
+	t.Helper()
+	db, err := sql.Open("postgres", s.ConnInfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var at time.Time
+	if err := db.QueryRow("SELECT pg_postmaster_start_time()").Scan(&at); err != nil {
+		t.Fatalf("start time of %s: %v", s.Name, err)
+	}
+	return at
 }
 
 // DB opens a connection pool to the server, closed when the test ends.
@@ -524,4 +576,48 @@ func DiffChecksums(a, b map[string]string) []string {
 		}
 	}
 	return d
+}
+
+// Tmpfs mounts a tmpfs of size bytes on a new directory (root only) and
+// unmounts it when the test ends, after the servers on it have stopped.
+// It is a file system of known size, for tests of what does not fit.
+func Tmpfs(t testing.TB, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	dir, err := os.MkdirTemp("", "hatui-tmpfs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0755", size), "tmpfs", dir).CombinedOutput(); err != nil {
+		os.Remove(dir)
+		t.Fatalf("mounting a tmpfs on %s: %v\n%s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("unmounting %s: %v\n%s", dir, err, out)
+			return
+		}
+		os.Remove(dir)
+	})
+	return dir
+}
+
+// ResizeTmpfs changes the size of a tmpfs made by Tmpfs.
+func ResizeTmpfs(t testing.TB, dir string, size int64) {
+	t.Helper()
+	if out, err := exec.Command("mount", "-o", fmt.Sprintf("remount,size=%d", size), dir).CombinedOutput(); err != nil {
+		t.Fatalf("resizing the tmpfs %s: %v\n%s", dir, err, out)
+	}
+}
+
+// UsedBytes is what the file system of dir has in use.
+func UsedBytes(t testing.TB, dir string) int64 {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return int64(st.Blocks-st.Bfree) * st.Bsize
 }

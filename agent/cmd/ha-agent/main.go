@@ -10,6 +10,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"flag"
@@ -72,6 +73,17 @@ func run(args []string) int {
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "ha-agent:", err)
 				return 1
+			}
+			// Warnings do not fail the check: the file is valid, but risky.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			warns := database.CheckConfig(ctx, cfg)
+			cancel()
+			for _, w := range warns {
+				fmt.Fprintln(os.Stderr, "ha-agent: warning:", w)
+			}
+			if len(warns) > 0 {
+				fmt.Printf("%s: ok, with %d warning(s)\n", args[1], len(warns))
+				return 0
 			}
 			fmt.Println(args[1] + ": ok")
 			fmt.Print(report)
