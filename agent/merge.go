@@ -138,19 +138,24 @@ const geoStandbyReason = "backup site: not serving (geo)"
 // geoStandby says, for the groups of geo sites that do not serve, why
 // their cluster is not active: the geo manager keeps it so. The failover
 // engine only knows that its cluster is not activated, which reads as a
-// fault.
+// fault. And where the geo state says a site serves while its group runs
+// nowhere, it says that, as a risk: each line alone would look normal.
 func geoStandby(s *protocol.Snapshot) {
 	if s.Geo == nil {
 		return
 	}
 	for _, gs := range s.Geo.Sites {
-		if gs.Arbitrator || gs.ServiceRole == "serving" {
+		if gs.Arbitrator {
 			continue
 		}
+		serving := gs.ServiceRole == "serving"
 		reason := geoStandbyReason
-		if p := s.Geo.Pending; p != nil && p.To == gs.Name && (p.State == "" || p.State == "pending") {
-			reason = "geo failover to " + gs.Name + " pending: it serves once confirmed, or when the dead man's timer runs out"
-		} else if gs.GeoRole == "primary" {
+		switch p := s.Geo.Pending; {
+		case s.Geo.Ticket.Holder == "":
+			reason = "no site holds the geo ticket yet: none serves"
+		case p != nil && p.To == gs.Name && (p.State == "" || p.State == "pending"):
+			reason = "failover to " + gs.Name + " pending: serves once confirmed"
+		case gs.GeoRole == "primary":
 			reason = "geo primary, not serving yet"
 		}
 		for i := range s.Sites {
@@ -161,9 +166,18 @@ func geoStandby(s *protocol.Snapshot) {
 				c := &s.Sites[i].Clusters[j]
 				for k := range c.Groups {
 					g := &c.Groups[k]
-					// Only a group nobody holds and nobody manages: one
-					// in maintenance or failed says its own reason.
-					if g.Active == "" && g.State == "unmanaged" {
+					switch {
+					case serving && g.Name != "" && g.State != "started" && g.State != "starting":
+						risk := fmt.Sprintf("the geo state has site %s serving, but %s is %s", gs.Name, g.Name, g.State)
+						if g.Reason != "" {
+							risk += " (" + g.Reason + ")"
+						}
+						if risk += ": nothing serves there"; !slices.Contains(c.Quorum.Risks, risk) {
+							c.Quorum.Risks = append(c.Quorum.Risks, risk)
+						}
+					case !serving && g.Active == "" && g.State == "unmanaged":
+						// Only a group nobody holds and nobody manages: one
+						// in maintenance or failed says its own reason.
 						g.State, g.Reason = "standby", reason
 					}
 				}

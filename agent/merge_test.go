@@ -64,7 +64,7 @@ func TestGeoStandby(t *testing.T) {
 		state, cause string
 	}{
 		{"backup site", "backup", nil, protocol.Group{Name: "pbx-b", State: "unmanaged", Reason: "cluster b is not activated"}, "standby", "backup site: not serving (geo)"},
-		{"failover to it pending", "primary", &protocol.Failover{From: "a", To: "b", State: "pending"}, protocol.Group{Name: "pbx-b", State: "unmanaged"}, "standby", "geo failover to b pending"},
+		{"failover to it pending", "primary", &protocol.Failover{From: "a", To: "b", State: "pending"}, protocol.Group{Name: "pbx-b", State: "unmanaged"}, "standby", "failover to b pending"},
 		{"held in maintenance", "backup", nil, protocol.Group{Name: "pbx-b", Active: "pbx-b1", State: "unmanaged", Reason: "pbx-b1 is in maintenance"}, "unmanaged", "pbx-b1 is in maintenance"},
 		{"failed", "backup", nil, protocol.Group{Name: "pbx-b", State: "failed", Reason: "start failed"}, "failed", "start failed"},
 	}
@@ -72,7 +72,7 @@ func TestGeoStandby(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := view()
 			s.Sites[2].Clusters[0].Groups = []protocol.Group{tt.group}
-			s.Geo = &protocol.Geo{Pending: tt.pending, Sites: []protocol.GeoSite{
+			s.Geo = &protocol.Geo{Ticket: protocol.Ticket{Holder: "a"}, Pending: tt.pending, Sites: []protocol.GeoSite{
 				{Name: "a", GeoRole: "primary", ServiceRole: "serving"}, {Name: "arb", Arbitrator: true}, {Name: "b", GeoRole: tt.role, ServiceRole: "standby"}}}
 			geoStandby(s)
 			g := s.Sites[2].Clusters[0].Groups[0]
@@ -81,13 +81,35 @@ func TestGeoStandby(t *testing.T) {
 			}
 		})
 	}
-	// A serving site's unmanaged group is an operator's doing: left alone.
+	// Before any site holds the ticket, no site is a backup yet.
 	s := view()
-	s.Sites[0].Clusters[0].Groups = []protocol.Group{{Name: "pbx-a", State: "unmanaged", Reason: "cluster a is not activated"}}
-	s.Geo = &protocol.Geo{Sites: []protocol.GeoSite{{Name: "a", GeoRole: "primary", ServiceRole: "serving"}}}
+	s.Sites[2].Clusters[0].Groups = []protocol.Group{{Name: "pbx-b", State: "unmanaged"}}
+	s.Geo = &protocol.Geo{Sites: []protocol.GeoSite{{Name: "b", GeoRole: "backup", ServiceRole: "standby"}}}
 	geoStandby(s)
-	if g := s.Sites[0].Clusters[0].Groups[0]; g.State != "unmanaged" {
+	if g := s.Sites[2].Clusters[0].Groups[0]; g.State != "standby" || g.Reason != "no site holds the geo ticket yet: none serves" {
+		t.Errorf("before the ticket: %+v", g)
+	}
+
+	// A site the geo state has serving while its group runs nowhere: the
+	// group is left as reported, and the contradiction is a risk.
+	s = view()
+	s.Sites[0].Clusters[0].Groups = []protocol.Group{{Name: "pbx-a", State: "unmanaged", Reason: "cluster a is not activated"}}
+	s.Geo = &protocol.Geo{Ticket: protocol.Ticket{Holder: "a"}, Sites: []protocol.GeoSite{{Name: "a", GeoRole: "primary", ServiceRole: "serving"}}}
+	geoStandby(s)
+	geoStandby(s)
+	c := &s.Sites[0].Clusters[0]
+	if g := c.Groups[0]; g.State != "unmanaged" {
 		t.Errorf("serving site's group = %+v, want it unmanaged as reported", g)
+	}
+	want := []string{"the geo state has site a serving, but pbx-a is unmanaged (cluster a is not activated): nothing serves there"}
+	if !slices.Equal(c.Quorum.Risks, want) {
+		t.Errorf("risks = %q, want %q", c.Quorum.Risks, want)
+	}
+	// Serving and running: nothing to say.
+	c.Groups[0], c.Quorum.Risks = protocol.Group{Name: "pbx-a", Active: "pbx-a1", State: "started"}, nil
+	geoStandby(s)
+	if len(s.Sites[0].Clusters[0].Quorum.Risks) != 0 {
+		t.Errorf("risks = %q for a serving site whose group runs", s.Sites[0].Clusters[0].Quorum.Risks)
 	}
 }
 
