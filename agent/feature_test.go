@@ -39,7 +39,9 @@ func (f *fakeDB) Report(r *protocol.Snapshot) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c := &r.Sites[0].Clusters[0]
-	c.Databases = append(c.Databases, protocol.Database{Node: f.h.Config().Node, Role: "standby", LagBytes: f.lag})
+	node := f.h.Config().Node
+	c.Databases = append(c.Databases, protocol.Database{Node: node, Role: "standby", LagBytes: f.lag})
+	c.Switches = append(c.Switches, protocol.Switch{Name: "sw-" + node, Kind: "line", Node: node, Position: node, Verified: true, Reachable: true})
 }
 
 func (f *fakeDB) Close() error { return nil }
@@ -128,16 +130,47 @@ func TestFeatureStateReachesEveryAgent(t *testing.T) {
 		t.Fatalf("dbc's log has its event %d times, want once", count)
 	}
 
-	// A peer that dies takes its report with it.
+	// A peer that dies takes its report with it, but for its switches: a
+	// device does not vanish with its driver; it stays, marked stale, as
+	// it was last known.
+	killed := time.Now()
 	nodes[2].a.Kill()
-	agenttest.WaitFor(t, 10*time.Second, "dbc's database gone from dba's view", func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "dbc's database gone from dba's view, its switch kept stale", func() (bool, string) {
 		snap, err := conn.Status(context.Background(), "")
 		if err != nil {
 			return false, err.Error()
 		}
 		_, ok := dbOf(snap, "dbc")
-		return !ok, "still there"
+		sw, found := switchOf(snap, "sw-dbc")
+		return !ok && found && sw.Stale && sw.Node == "dbc" && sw.Position == "dbc" && !sw.Verified && !sw.AsOf.Before(killed.Add(-time.Second)),
+			fmt.Sprintf("database there %v, switch %+v", ok, sw)
 	})
+	// Back, it reports for itself again.
+	restarted, err := New(nodes[2].cfg, Options{Features: []FeatureFunc{func(h Host) (Feature, error) { return &fakeDB{h: h}, nil }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { restarted.Kill() })
+	restarted.Join([]string{nodes[0].cfg.Gossip.Bind})
+	agenttest.WaitFor(t, 15*time.Second, "dbc's switch live again", func() (bool, string) {
+		snap, err := conn.Status(context.Background(), "")
+		if err != nil {
+			return false, err.Error()
+		}
+		sw, found := switchOf(snap, "sw-dbc")
+		return found && !sw.Stale && sw.Verified, fmt.Sprintf("%+v", sw)
+	})
+}
+
+func switchOf(snap *protocol.Snapshot, name string) (protocol.Switch, bool) {
+	for _, c := range snap.Clusters() {
+		for _, sw := range c.Switches {
+			if sw.Name == name {
+				return sw, true
+			}
+		}
+	}
+	return protocol.Switch{}, false
 }
 
 func TestMergeReportOwners(t *testing.T) {

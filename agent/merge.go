@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/hatui/hatui/protocol"
 )
@@ -107,4 +110,126 @@ func findCluster(s *protocol.Snapshot, site, cluster string) *protocol.Cluster {
 		}
 	}
 	return nil
+}
+
+// mergeLastSwitches adds the switches of a peer that stopped answering,
+// from its last report, unless a live report has them: a device does not
+// vanish with the node that drives it. They are marked stale, known as
+// of asOf, and unverified, since nobody reads them now.
+func mergeLastSwitches(dst, r *protocol.Snapshot, asOf time.Time) {
+	for _, rs := range r.Sites {
+		for _, rc := range rs.Clusters {
+			c := findCluster(dst, rs.Name, rc.Name)
+			if c == nil {
+				continue
+			}
+			for _, sw := range rc.Switches {
+				if slices.ContainsFunc(c.Switches, func(x protocol.Switch) bool { return x.Name == sw.Name }) {
+					continue
+				}
+				sw.Stale, sw.AsOf, sw.Verified = true, asOf, false
+				sw.Outlets = slices.Clone(sw.Outlets)
+				for i := range sw.Outlets {
+					sw.Outlets[i].Verified = false
+				}
+				c.Switches = append(c.Switches, sw)
+			}
+		}
+	}
+}
+
+// geoStandbyReason is a geo-driven group's reason at a site that does not
+// serve: the normal state of a backup site, not a fault.
+const geoStandbyReason = "backup site: not serving (geo)"
+
+// geoStandby says, for the groups of geo sites that do not serve, why
+// their cluster is not active: the geo manager keeps it so. The failover
+// engine only knows that its cluster is not activated, which reads as a
+// fault. And where the geo state says a site serves while its group runs
+// nowhere, it says that, as a risk: each line alone would look normal.
+func geoStandby(s *protocol.Snapshot) {
+	if s.Geo == nil {
+		return
+	}
+	for _, gs := range s.Geo.Sites {
+		if gs.Arbitrator {
+			continue
+		}
+		serving := gs.ServiceRole == "serving"
+		reason := geoStandbyReason
+		switch p := s.Geo.Pending; {
+		case s.Geo.Ticket.Holder == "":
+			reason = "no site holds the geo ticket yet: none serves"
+		case p != nil && p.To == gs.Name && (p.State == "" || p.State == "pending"):
+			reason = "failover to " + gs.Name + " pending: serves once confirmed"
+		case gs.GeoRole == "primary":
+			reason = "geo primary, not serving yet"
+		}
+		for i := range s.Sites {
+			if s.Sites[i].Name != gs.Name {
+				continue
+			}
+			for j := range s.Sites[i].Clusters {
+				c := &s.Sites[i].Clusters[j]
+				for k := range c.Groups {
+					g := &c.Groups[k]
+					switch {
+					case serving && g.Name != "" && g.State != "started" && g.State != "starting":
+						risk := fmt.Sprintf("the geo state has site %s serving, but %s is %s", gs.Name, g.Name, g.State)
+						if g.Reason != "" {
+							risk += " (" + g.Reason + ")"
+						}
+						if risk += ": nothing serves there"; !slices.Contains(c.Quorum.Risks, risk) {
+							c.Quorum.Risks = append(c.Quorum.Risks, risk)
+						}
+					case !serving && g.Active == "" && g.State == "unmanaged":
+						// Only a group nobody holds and nobody manages: one
+						// in maintenance or failed says its own reason.
+						g.State, g.Reason = "standby", reason
+					}
+				}
+			}
+		}
+	}
+}
+
+// serviceRisks flags, per cluster, a database master on a node other
+// than the one its group runs on: each line looks normal alone, together
+// they are an old master back as master beside the service on the other
+// node (until the database follows the service), and two masters are a
+// split brain.
+func serviceRisks(s *protocol.Snapshot) {
+	for i := range s.Sites {
+		for j := range s.Sites[i].Clusters {
+			c := &s.Sites[i].Clusters[j]
+			var masters []string
+			for _, d := range c.Databases {
+				if d.Role == "master" {
+					masters = append(masters, d.Node)
+				}
+			}
+			var risks []string
+			if len(masters) > 1 {
+				risks = append(risks, fmt.Sprintf("%d database masters (%s): writes on each are lost to the other; keep one, re-seed the others",
+					len(masters), strings.Join(masters, ", ")))
+			}
+			for _, g := range c.Groups {
+				if g.State != "started" || g.Active == "" || len(masters) == 0 || slices.Contains(masters, g.Active) {
+					continue
+				}
+				// Only a node that runs a database can be where the
+				// master should be.
+				if !slices.ContainsFunc(c.Databases, func(d protocol.Database) bool { return d.Node == g.Active }) {
+					continue
+				}
+				risks = append(risks, fmt.Sprintf("database master on %s but %s runs on %s: the database did not follow the service; 'switchover %s %s' puts them together again",
+					strings.Join(masters, ", "), g.Name, g.Active, g.Name, masters[0]))
+			}
+			for _, r := range risks {
+				if !slices.Contains(c.Quorum.Risks, r) {
+					c.Quorum.Risks = append(c.Quorum.Risks, r)
+				}
+			}
+		}
+	}
 }

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,13 +26,27 @@ type peerReports struct {
 	// agent's restarts), so that events a peer raised while its watch was
 	// being re-established are relayed once, not lost or doubled.
 	relayed map[string]time.Time
-	closed  bool
+	// gone keeps the last report of a peer that stopped answering, for as
+	// long as it is a member and has not reported again: what it owned
+	// that exists apart from it (a switch) must stay on the screen.
+	gone   map[string]lastReport
+	closed bool
 }
 
 type peerWatch struct {
 	addr   string
 	cancel context.CancelFunc
 	report *protocol.Snapshot
+	// lost is when the watch's connection last broke; zero while it is
+	// up. The report was current until then.
+	lost time.Time
+}
+
+// lastReport is a gone peer's last report and until when it was known to
+// be current.
+type lastReport struct {
+	report *protocol.Snapshot
+	asOf   time.Time
 }
 
 func newPeerReports(a *Agent) *peerReports {
@@ -39,7 +55,7 @@ func newPeerReports(a *Agent) *peerReports {
 		a.logger.Printf("history: %v (events peers reported before this start may be recorded twice)", err)
 		relayed = map[string]time.Time{}
 	}
-	return &peerReports{a: a, watchers: map[string]*peerWatch{}, relayed: relayed}
+	return &peerReports{a: a, watchers: map[string]*peerWatch{}, relayed: relayed, gone: map[string]lastReport{}}
 }
 
 // reconcile starts watches for live peers and drops those of peers that
@@ -54,7 +70,9 @@ func (p *peerReports) reconcile(members []membership.Member) {
 		return
 	}
 	live := map[string]string{}
+	known := map[string]bool{}
 	for _, m := range members {
+		known[m.Name] = true
 		if m.Name != p.a.cfg.Node && m.Status == protocol.MemberAlive && m.Tags[tagPeer] != "" {
 			live[m.Name] = m.Tags[tagPeer]
 		}
@@ -64,6 +82,19 @@ func (p *peerReports) reconcile(members []membership.Member) {
 		if addr, ok := live[name]; !ok || addr != w.addr {
 			w.cancel()
 			delete(p.watchers, name)
+			if w.report != nil {
+				asOf := w.lost
+				if asOf.IsZero() {
+					asOf = time.Now()
+				}
+				p.gone[name] = lastReport{report: w.report, asOf: asOf.UTC()}
+			}
+			changed = true
+		}
+	}
+	for name := range p.gone {
+		if !known[name] {
+			delete(p.gone, name) // no longer a member: it was removed
 			changed = true
 		}
 	}
@@ -109,17 +140,27 @@ func (p *peerReports) followOnce(ctx context.Context, name string, w *peerWatch)
 	if err != nil {
 		return
 	}
+	defer p.lost(w)
 	p.relay(name, snap.Events)
-	p.set(w, snap)
+	p.set(name, w, snap)
 	for ch := range changes {
 		p.relay(name, ch.Events)
 		if ch.Snapshot != nil {
-			p.set(w, ch.Snapshot)
+			p.set(name, w, ch.Snapshot)
 		}
 		if ctx.Err() != nil {
 			return
 		}
 	}
+}
+
+// lost notes when a watch that had a report broke.
+func (p *peerReports) lost(w *peerWatch) {
+	p.mu.Lock()
+	if w.lost.IsZero() {
+		w.lost = time.Now()
+	}
+	p.mu.Unlock()
 }
 
 // relay records a peer's own events newer than the last relayed from it.
@@ -141,9 +182,10 @@ func (p *peerReports) relay(peer string, evs []protocol.Event) {
 	}
 }
 
-func (p *peerReports) set(w *peerWatch, snap *protocol.Snapshot) {
+func (p *peerReports) set(name string, w *peerWatch, snap *protocol.Snapshot) {
 	p.mu.Lock()
-	w.report = snap
+	w.report, w.lost = snap, time.Time{}
+	delete(p.gone, name) // it answers again: its own report stands
 	p.mu.Unlock()
 	p.a.Changed()
 }
@@ -158,6 +200,21 @@ func (p *peerReports) reports() []*protocol.Snapshot {
 			out = append(out, w.report)
 		}
 	}
+	return out
+}
+
+// lastReports returns the last report of every peer that stopped
+// answering and is still a member, with the time until which it was
+// current.
+func (p *peerReports) lastReports() []lastReport {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]lastReport, 0, len(p.gone))
+	for _, g := range p.gone {
+		out = append(out, g)
+	}
+	// In name order, so that the view does not change with map order.
+	slices.SortFunc(out, func(a, b lastReport) int { return strings.Compare(a.report.From, b.report.From) })
 	return out
 }
 

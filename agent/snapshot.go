@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -18,11 +17,45 @@ func (a *Agent) Snapshot(scope protocol.Scope) *protocol.Snapshot {
 		return a.report()
 	}
 	snap := a.membershipSnapshot()
-	mergeReport(snap, a.report())
+	own := a.report()
+	mergeReport(snap, own)
 	for _, r := range a.peers.reports() {
 		mergeReport(snap, r)
 	}
+	for _, g := range a.peers.lastReports() {
+		mergeLastSwitches(snap, g.report, g.asOf)
+	}
+	geoStandby(snap)
+	serviceRisks(snap)
+	snap.Island = a.island(own.Geo)
 	return snap
+}
+
+// island says whether this agent is cut off from the majority of the geo
+// voters, judged from its own geo view: the sites its geo pool reaches
+// and the votes each site has.
+func (a *Agent) island(g *protocol.Geo) *protocol.Island {
+	if g == nil || !a.cfg.Geo.Enabled {
+		return nil
+	}
+	votes := map[string]int{}
+	for _, v := range a.cfg.Geo.Voters {
+		votes[v.Site]++
+	}
+	is := &protocol.Island{Node: a.cfg.Node}
+	for _, s := range g.Sites {
+		is.Total += votes[s.Name]
+		if s.Reachable {
+			is.Sites = append(is.Sites, s.Name)
+			is.Votes += votes[s.Name]
+		} else {
+			is.Unreached = append(is.Unreached, s.Name)
+		}
+	}
+	if is.Total == 0 || is.Votes*2 > is.Total {
+		return nil
+	}
+	return is
 }
 
 // report is this node's own part of the deployment: its node entry and
@@ -65,6 +98,12 @@ func (a *Agent) membershipSnapshot() *protocol.Snapshot {
 	clusters := map[key]*protocol.Cluster{}
 	for _, m := range a.members() {
 		n := nodeFromMember(m)
+		// The Serf link is this agent's: a path from here to the node. A
+		// node has none to itself.
+		n.Links[0].Peer = a.cfg.Node
+		if n.Name == a.cfg.Node {
+			n.Links = nil
+		}
 		k := key{n.Site, n.Cluster}
 		c := clusters[k]
 		if c == nil {
@@ -162,11 +201,13 @@ func quorumOf(nodes []protocol.Node) protocol.Quorum {
 		}
 	}
 	q.HasQuorum = q.Present*2 > q.Voters
-	if q.Voters == 2 {
+	// A guess about a cluster this agent sees none of would be about its
+	// own view, not the cluster: its nodes' reports say more when they
+	// come.
+	if q.Voters == 2 && q.Present > 0 {
 		q.Risks = append(q.Risks, "two nodes without witness: a network blip shorter than failure detection can look like a failure (split-brain risk)")
 	}
-	if !q.HasQuorum && q.Voters > 0 {
-		q.Risks = append(q.Risks, fmt.Sprintf("no quorum: %d of %d voters present", q.Present, q.Voters))
-	}
+	// No quorum is said by HasQuorum itself, with the count: a sentence
+	// repeating it would show the same fact twice.
 	return q
 }

@@ -37,7 +37,54 @@ func pgBinDir() string {
 	return pg.DefaultBinDir
 }
 
-func init() { features = append(features, databaseFeature) }
+func init() {
+	features = append(features, databaseFeature)
+	machines = append(machines, machine{crash: crashDatabase, boot: bootDatabase})
+}
+
+// crashDatabase stops a crashed node's PostgreSQL at once, as the crash of
+// its machine would (the data directory stays, to be recovered at boot).
+func crashDatabase(d *Deployment, n *Node) {
+	if s := demoServerOf(d, n); s != nil && s.guard != nil {
+		s.guard.Close()
+		_ = s.watcher.Wait()
+		s.guard, s.watcher = nil, nil
+	}
+}
+
+// bootDatabase starts a booting node's PostgreSQL, as its init system
+// would: in the role its data directory says (an old master comes back
+// as a master; keeping it out of the way is the cluster's business).
+func bootDatabase(d *Deployment, n *Node) error {
+	s := demoServerOf(d, n)
+	if s == nil || s.guard != nil {
+		return nil
+	}
+	demoDatabases.Lock()
+	p := demoDatabases.m[d]
+	demoDatabases.Unlock()
+	return p.start(s)
+}
+
+// demoServerOf returns the node's PostgreSQL server once the demo's
+// servers are set up, or nil.
+func demoServerOf(d *Deployment, n *Node) *demoServer {
+	demoDatabases.Lock()
+	p := demoDatabases.m[d]
+	demoDatabases.Unlock()
+	if p == nil {
+		return nil
+	}
+	select {
+	case <-p.done:
+	default:
+		return nil // still being set up: the set-up owns the servers
+	}
+	if p.err != nil {
+		return nil
+	}
+	return p.servers[n.Name]
+}
 
 // demoDatabases are the PostgreSQL servers of running demos.
 var demoDatabases = struct {
@@ -257,6 +304,7 @@ func (p *demoPG) close() {
 		if s.guard != nil {
 			s.guard.Close()
 			_ = s.watcher.Wait()
+			s.guard, s.watcher = nil, nil
 		}
 	}
 }

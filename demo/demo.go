@@ -70,6 +70,7 @@ type Deployment struct {
 	cuts    map[string]int // site → partition group
 	nextCut int
 	closers []func()
+	closed  bool
 }
 
 // Start builds and starts the deployment. It returns once every agent is
@@ -153,6 +154,17 @@ type Feature func(d *Deployment, n *Node) (agent.FeatureFunc, error)
 // features are the demo's agent features, registered by the files that
 // simulate their hardware.
 var features []Feature
+
+// machine is what a node's simulated machine does beside its agent: a
+// crash takes down what runs on it (its PBX, its database), a boot brings
+// up what its init system would. Either may be nil.
+type machine struct {
+	crash func(d *Deployment, n *Node)
+	boot  func(d *Deployment, n *Node) error
+}
+
+// machines are registered by the files that simulate what runs on a node.
+var machines []machine
 
 func (d *Deployment) start(n *Node) error {
 	ip := n.IP
@@ -290,8 +302,9 @@ func (d *Deployment) converged(ctx context.Context) bool {
 			for _, c := range s.Clusters {
 				for _, g := range c.Groups {
 					// Started where the geo ticket says the site serves,
-					// unmanaged (its cluster disabled) where it does not.
-					if g.State != "started" && g.State != "unmanaged" {
+					// standby (its cluster not activated) where it does
+					// not; unmanaged until the geo view says which.
+					if g.State != "started" && g.State != "unmanaged" && g.State != "standby" {
 						return false
 					}
 				}
@@ -367,10 +380,35 @@ func (d *Deployment) Kill(node string) error {
 	if n.agent == nil {
 		return protocol.Errorf(protocol.CodeRefused, "revive it with 'demo revive "+node+"'", "%s is already down", node)
 	}
+	d.crash(n)
+	return nil
+}
+
+// crash stops a node dead, its agent and all that runs on its machine.
+// The caller holds d.mu.
+func (d *Deployment) crash(n *Node) {
 	n.agent.Kill()
 	n.agent = nil
-	killResources(d, n)
-	return nil
+	for _, m := range machines {
+		if m.crash != nil {
+			m.crash(d, n)
+		}
+	}
+}
+
+// powerLost crashes a running node whose power went off, if still says it
+// is still off.
+func (d *Deployment) powerLost(node string, still func() bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.find(node)
+	if d.closed || n == nil || n.agent == nil || !still() {
+		return
+	}
+	if d.logger != nil {
+		d.logger.Printf("demo: %s lost its power: it is down", node)
+	}
+	d.crash(n)
 }
 
 // Revive restarts a killed node's agent with its state directory intact.
@@ -383,6 +421,16 @@ func (d *Deployment) Revive(node string) error {
 	}
 	if n.agent != nil {
 		return protocol.Errorf(protocol.CodeRefused, "kill it first with 'demo kill "+node+"'", "%s is running", node)
+	}
+	// The machine boots: power first, then what its init system starts,
+	// then the agent.
+	for _, m := range machines {
+		if m.boot == nil {
+			continue
+		}
+		if err := m.boot(d, n); err != nil {
+			return fmt.Errorf("booting %s: %w", node, err)
+		}
 	}
 	return d.start(n)
 }
@@ -480,6 +528,7 @@ func (d *Deployment) Dir() string { return d.dir }
 func (d *Deployment) Close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.closed = true
 	for _, n := range d.nodes {
 		if n.agent != nil {
 			n.agent.Kill()

@@ -14,11 +14,18 @@ import (
 
 // The demo's service groups: each site's two PBX nodes run local failover
 // of a group with a simulated virtual IP and PBX (exec resources keeping a
-// state file in the node's directory). With two voters and no witness the
-// clusters run with allow_two_node_risk, and without watchdogs with
-// allow_agent_crash_risk, both of which the console shows; pbx-b1 can also
-// fence pbx-b2 through the demo's iBoot.
-func init() { features = append(features, failoverFeature) }
+// state file in the node's directory). The clusters start healthy, as a
+// well-built site would: each node can fence its peer through the iBoot
+// that powers it (switches.go), and the two nodes have a second heartbeat
+// path besides Serf, a dedicated NIC (UDP on their own addresses, which a
+// site cut leaves alone, as a crossover cable would be).
+func init() {
+	features = append(features, failoverFeature)
+	machines = append(machines, machine{crash: killResources})
+}
+
+// nicPort is the demo's dedicated-NIC heartbeat port on each PBX node.
+const nicPort = 7949
 
 // demoFailoverTiming detects a dead peer in 2 s, quick enough to watch.
 var demoFailoverTiming = config.FailoverTiming{
@@ -53,15 +60,20 @@ func failoverFeature(d *Deployment, n *Node) (agent.FeatureFunc, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("demo resources of %s: %w", n.Name, err)
 	}
-	fc := config.Failover{Enabled: true, Group: GroupOf(n.Site), AllowTwoNodeRisk: true, AllowAgentCrashRisk: true, Activate: true,
+	fc := config.Failover{Enabled: true, Group: GroupOf(n.Site), Activate: true,
 		MigrationThreshold: 3, Timing: demoFailoverTiming}
 	// From the layout: the site's other nodes may not have started yet.
 	subnet := n.IP[:strings.LastIndex(n.IP, ".")]
+	nic := config.HeartbeatPath{Kind: "nic", Local: fmt.Sprintf("%s:%d", n.IP, nicPort), Peers: map[string]string{}}
 	for i, l := range Layout {
 		if l.Site == n.Site && l.Role == "pbx" {
 			fc.Voters = append(fc.Voters, config.FailoverVoter{Name: l.Node, Addr: fmt.Sprintf("%s.%d:7947", subnet, i+1)})
+			if l.Node != n.Name {
+				nic.Peers[l.Node] = fmt.Sprintf("%s.%d:%d", subnet, i+1, nicPort)
+			}
 		}
 	}
+	fc.Paths = []config.HeartbeatPath{nic}
 	for _, r := range []string{"vip", "asterisk"} {
 		path := filepath.Join(dir, r+".sh")
 		if err := os.WriteFile(path, fmt.Appendf(nil, simulated, filepath.Join(dir, "running."+r)), 0o755); err != nil {

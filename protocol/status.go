@@ -18,6 +18,24 @@ type Snapshot struct {
 	Geo        *Geo      `json:"geo,omitempty"`
 	// Events is the agent's recent event log, oldest first.
 	Events []Event `json:"events,omitempty"`
+	// Island is set when the answering agent is cut off from the
+	// majority of the geo voters: what it shows of the sites it cannot
+	// reach is the last it saw, and they may decide without it.
+	Island *Island `json:"island,omitempty"`
+}
+
+// Island describes the part of the deployment an agent cut off from the
+// geo majority still reaches.
+type Island struct {
+	// Node is the agent whose view this is.
+	Node string `json:"node"`
+	// Sites are the sites it reaches, its own included; Unreached the
+	// others.
+	Sites     []string `json:"sites"`
+	Unreached []string `json:"unreached"`
+	// Votes are the geo votes of the sites it reaches, of Total.
+	Votes int `json:"votes"`
+	Total int `json:"total"`
 }
 
 // Site is one location: a data centre, or the arbitrator's third site.
@@ -132,7 +150,7 @@ type Link struct {
 type Group struct {
 	Name      string     `json:"name"`
 	Active    string     `json:"active,omitempty"` // node holding the group, "" if none
-	State     string     `json:"state"`            // "started", "stopped", "starting", "stopping", "failed", "unmanaged"
+	State     string     `json:"state"`            // "started", "stopped", "starting", "stopping", "failed", "unmanaged", "standby" (a geo site that does not serve)
 	Resources []Resource `json:"resources,omitempty"`
 	Reason    string     `json:"reason,omitempty"` // why it is in its state, when not started
 }
@@ -300,6 +318,22 @@ type Switch struct {
 	Reachable bool     `json:"reachable"`
 	Outlets   []Outlet `json:"outlets,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	// Watchdog is a line switch's hardware watchdog as last read: "on"
+	// (armed: the device acts by itself when its driver stops kicking
+	// it), "off", "failed" (it fired: the lines are at Failsafe); "" when
+	// the device has none.
+	Watchdog string `json:"watchdog,omitempty"`
+	// WatchdogTimeout is how long the armed watchdog waits for a kick.
+	WatchdogTimeout time.Duration `json:"watchdog_timeout_ns,omitempty"`
+	// Failsafe is where a line switch sends the lines by itself when its
+	// watchdog fires or it loses power: the node there, or the device's
+	// position when no node is; "" when the lines stay where they are.
+	Failsafe string `json:"failsafe,omitempty"`
+	// Stale is set when the driving node does not answer: the switch is
+	// shown from that node's last report, as it was known at AsOf, so a
+	// device never drops off the screen with its driver.
+	Stale bool      `json:"stale,omitempty"`
+	AsOf  time.Time `json:"as_of,omitzero"`
 }
 
 // Outlet is one socket of a power switch.

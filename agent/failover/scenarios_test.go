@@ -254,6 +254,19 @@ func TestTwoNodeRisk(t *testing.T) {
 	if st := c.node("pbx-a2").engine().State(); st.Group.Evidence != EvidenceTwoNodeRisk {
 		t.Errorf("evidence = %s", st.Group.Evidence)
 	}
+	// The status says what governs the takeover it just made: not a
+	// majority (it has none, and it took over anyway), the accepted risk.
+	q := c.node("pbx-a2").engine().Status().Quorum
+	alone := false
+	for _, r := range q.Risks {
+		if strings.Contains(r, "nothing can be taken over") {
+			t.Errorf("risk %q contradicts the takeover that happened", r)
+		}
+		alone = alone || strings.Contains(r, "pbx-a2 decides alone, by allow_two_node_risk")
+	}
+	if !alone || !q.HasQuorum {
+		t.Errorf("quorum after the takeover = %+v; want it to say pbx-a2 decides alone by allow_two_node_risk", q)
+	}
 }
 
 // TestWitnessDownThenActiveCrashes: with the witness gone, the holder's

@@ -75,10 +75,24 @@ func (e *Engine) Status() Status {
 	switch e.mode {
 	case modeRisk:
 		out.Quorum.Risks = append(out.Quorum.Risks, riskTwoNode)
+		if present < 2 {
+			// No majority is asked for in this mode: the survivor takes
+			// the group alone, which is the risk that was accepted.
+			out.Quorum.HasQuorum = true
+			out.Quorum.Risks = append(out.Quorum.Risks, fmt.Sprintf(
+				"%s out of contact: %s decides alone, by allow_two_node_risk (no majority, no fencing); if %s still runs, both hold %s",
+				strings.Join(e.peers, ", "), e.cfg.Node, strings.Join(e.peers, ", "), e.cfg.Group))
+		}
 	case modeFence:
 		// Two nodes decide by fencing: that is a quorum of its own.
 		out.Quorum.HasQuorum = true
-		if present < 2 {
+		switch {
+		case present >= 2:
+		case st.Group.Holder == e.cfg.Node:
+			// Nothing is to be taken over here: what is at stake is
+			// that nobody would take over from this node.
+			out.Quorum.Risks = append(out.Quorum.Risks, fmt.Sprintf("one node left: %s runs %s with no standby", e.cfg.Node, e.cfg.Group))
+		default:
 			out.Quorum.Risks = append(out.Quorum.Risks, "one node left: a takeover depends on the fencing device answering")
 		}
 	}

@@ -196,7 +196,20 @@ func (d *device) status() protocol.Switch {
 		st = switchdrv.LineState{Position: cs.Position, Verified: cs.Verified, Watchdog: cs.Watchdog}
 		err = cs.Err
 	}
-	return switchdrv.LineStatus(d.cfg.Name, d.cfg.Driver, st, err, d.nodeAt)
+	s := switchdrv.LineStatus(d.cfg.Name, d.cfg.Driver, st, err, d.nodeAt)
+	// What the device does by itself when this node stops driving it:
+	// the console shows it beside a driver that is gone.
+	s.Watchdog = string(st.Watchdog)
+	if d.wd != nil && d.cfg.Follow {
+		s.WatchdogTimeout = d.wd.WatchdogTimeout()
+	}
+	if fs := d.caps.Failsafe; fs != "" {
+		s.Failsafe = string(fs)
+		if n := d.nodeAt(fs); n != "" {
+			s.Failsafe = n
+		}
+	}
+	return s
 }
 
 // nodeAt returns the node the lines reach at position p, or "".

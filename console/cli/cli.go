@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,6 +99,18 @@ func (r *Runner) Run(ctx context.Context, line string) int {
 			fmt.Fprintln(r.Out, res.Line())
 		}
 		return res.Code
+	}
+	// An action on a node that does not exist, or a database verb for a
+	// node without one, is refused before --yes is asked for: there is
+	// nothing to confirm.
+	if needsCheck(cmd) && r.Status != nil {
+		snap, err := r.Status(ctx, "")
+		if err != nil {
+			return r.Fail(err)
+		}
+		if err := cmd.Check(snap); err != nil {
+			return r.Fail(err)
+		}
 	}
 	if cmd.Irreversible() && !r.Yes {
 		return r.Fail(protocol.Errorf(protocol.CodeRefused,
@@ -203,6 +216,21 @@ func WriteHistory(w io.Writer, h *protocol.History) {
 	}
 }
 
+// needsCheck reports whether a command names something the deployment
+// view can confirm exists.
+func needsCheck(cmd verb.Command) bool {
+	for i := range cmd.Action.Args {
+		if i >= len(cmd.Verb.Args) {
+			break
+		}
+		switch cmd.Verb.Args[i].Kind {
+		case verb.KindNode, verb.KindDBNode, verb.KindSite, verb.KindCluster:
+			return true
+		}
+	}
+	return false
+}
+
 func (r *Runner) json(v any) int {
 	enc := json.NewEncoder(r.Out)
 	enc.SetIndent("", "  ")
@@ -239,11 +267,20 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 	}
 	fmt.Fprintf(w, "Deployment %s: %d nodes configured, %d online (answered by %s at %s)\n",
 		s.Deployment, len(nodes), online, s.From, s.Time.Local().Format(time.TimeOnly))
+	if is := s.Island; is != nil {
+		// Said first: everything below about the other sites is this
+		// island's last view of them.
+		fmt.Fprintf(w, "ISLAND: %s reaches only %s (%d of %d geo votes); %s out of its sight: what it shows of them is its last view, and they may fail over without it\n",
+			is.Node, strings.Join(is.Sites, ", "), is.Votes, is.Total, strings.Join(is.Unreached, ", "))
+	}
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	for _, site := range s.Sites {
 		kind := ""
 		if site.Arbitrator {
 			kind = " (arbitrator)"
+		}
+		if s.Island != nil && slices.Contains(s.Island.Unreached, site.Name) {
+			kind += " (out of sight of " + s.Island.Node + ": last known)"
 		}
 		fmt.Fprintf(tw, "\nSite %s%s\n", site.Name, kind)
 		for _, c := range site.Clusters {
@@ -265,9 +302,9 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 				fmt.Fprintln(tw, line)
 			}
 			for _, g := range c.Groups {
-				line := fmt.Sprintf("    group %s\t%s\ton %s", g.Name, g.State, orDash(g.Active))
+				line := fmt.Sprintf("    group %s\t%s\ton %s", orDash(g.Name), g.State, orDash(g.Active))
 				if g.Reason != "" {
-					line += "\t(" + g.Reason + ")"
+					line += "\t— " + g.Reason
 				}
 				fmt.Fprintln(tw, line)
 				for _, r := range g.Resources {
@@ -295,10 +332,16 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 			}
 			for _, sw := range c.Switches {
 				line := fmt.Sprintf("    switch %s\t%s\t%s", sw.Name, sw.Kind, orDash(sw.Position))
-				if !sw.Reachable {
+				switch {
+				case sw.Stale:
+					line += fmt.Sprintf("\tLAST KNOWN at %s: its driver %s does not answer", sw.AsOf.Local().Format(time.TimeOnly), sw.Node)
+					if sw.Kind == "line" && sw.Watchdog == "on" && sw.Failsafe != "" && sw.WatchdogTimeout > 0 {
+						line += fmt.Sprintf("; its watchdog sends the lines to %s %s after the last kick", sw.Failsafe, sw.WatchdogTimeout)
+					}
+				case !sw.Reachable:
 					line += "\tUNREACHABLE"
 				}
-				if sw.Error != "" {
+				if sw.Error != "" && !sw.Stale {
 					line += "\t" + sw.Error
 				}
 				fmt.Fprintln(tw, line)

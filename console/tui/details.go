@@ -191,6 +191,9 @@ func (p *detailPane) geo(g *protocol.Geo, now time.Time) []string {
 			lease += fmt.Sprintf(" (%s)", countdown(left))
 		} else {
 			lease += " " + st.bad.Render("EXPIRED")
+			if is := p.env.snap().Island; is != nil {
+				lease += st.dim.Render(": this island cannot renew it")
+			}
 		}
 		out = append(out, lease)
 	}
@@ -245,41 +248,126 @@ func (p *detailPane) node(n protocol.Node, now time.Time) []string {
 	if len(facts) > 0 {
 		out = append(out, "  "+strings.Join(facts, " · "))
 	}
-	for _, l := range n.Links {
-		s := "  link " + fit(l.Peer, 8) + " " + fit(l.Path, 6) + " "
-		if l.Up {
-			s += st.ok.Render("up")
-			if l.RTT > 0 {
-				s += " " + l.RTT.Round(10*time.Microsecond).String()
-			}
-		} else {
-			s += st.bad.Render("DOWN")
-			if !l.LastSeen.IsZero() {
-				s += " last seen " + ago(l.LastSeen, now)
+	out = append(out, p.links(n.Links, now)...)
+	return out
+}
+
+// links draws a node's heartbeat paths: a path whose links are all up
+// takes one line naming its peers, so that a healthy node leaves the
+// screen to what is not; a link that is down gets a line of its own.
+func (p *detailPane) links(ls []protocol.Link, now time.Time) []string {
+	st := p.env.st
+	var paths []string
+	byPath := map[string][]protocol.Link{}
+	for _, l := range ls {
+		if _, ok := byPath[l.Path]; !ok {
+			paths = append(paths, l.Path)
+		}
+		byPath[l.Path] = append(byPath[l.Path], l)
+	}
+	peerW := 8
+	for _, l := range ls {
+		peerW = max(peerW, min(ansi.StringWidth(l.Peer), 12))
+	}
+	var out []string
+	for _, path := range paths {
+		group := byPath[path]
+		up := 0
+		for _, l := range group {
+			if l.Up {
+				up++
 			}
 		}
-		if l.Detail != "" {
-			s += " " + st.dim.Render(l.Detail)
+		if len(group) > 1 {
+			// One line for the path: who is up, then who is not.
+			var ups, downs []string
+			var since time.Time
+			for _, l := range group {
+				if l.Up {
+					ups = append(ups, l.Peer)
+					continue
+				}
+				downs = append(downs, l.Peer)
+				if l.LastSeen.After(since) {
+					since = l.LastSeen
+				}
+			}
+			s := "  link " + fit(path, peerW) + " "
+			if up == len(group) {
+				s += st.ok.Render(fmt.Sprintf("up %d/%d", up, len(group)))
+			} else {
+				s += st.bad.Render(fmt.Sprintf("up %d/%d", up, len(group)))
+			}
+			if len(ups) > 0 {
+				s += " " + st.dim.Render(strings.Join(ups, " "))
+			}
+			if len(downs) > 0 {
+				s += " · " + st.bad.Render("DOWN") + " " + strings.Join(downs, " ")
+				if !since.IsZero() {
+					s += st.dim.Render(" last seen " + ago(since, now))
+				}
+			}
+			out = append(out, s)
+			continue
 		}
-		out = append(out, s)
+		for _, l := range group {
+			s := "  link " + fit(l.Peer, peerW) + " " + fit(l.Path, 6) + " "
+			if l.Up {
+				s += st.ok.Render("up")
+				if l.RTT > 0 {
+					s += " " + l.RTT.Round(10*time.Microsecond).String()
+				}
+			} else {
+				s += st.bad.Render("DOWN")
+				if !l.LastSeen.IsZero() {
+					s += " last seen " + ago(l.LastSeen, now)
+				}
+			}
+			if l.Detail != "" {
+				s += " " + st.dim.Render(l.Detail)
+			}
+			out = append(out, s)
+		}
 	}
 	return out
 }
 
 func (p *detailPane) cluster(site string, c *protocol.Cluster, now time.Time) []string {
 	st := p.env.st
-	name := site
-	if c.Name != "" && c.Name != site {
-		name += " · " + c.Name
+	name := strings.ToUpper(site)
+	if !strings.HasPrefix(name, "SITE") {
+		name = "SITE " + name
 	}
-	out := []string{p.section(strings.ToUpper(name), "")}
+	if c.Name != "" && c.Name != site {
+		name += " · " + strings.ToUpper(c.Name)
+	}
+	rest := ""
+	if snap := p.env.snap(); outOfSight(snap, site) {
+		rest = st.warn.Render("out of sight") + st.dim.Render(": as "+snap.Island.Node+" last saw it")
+	}
+	out := []string{p.section(name, rest)}
+	// Each risk in full, where there is room for it: the header has one
+	// line per cluster.
+	for _, r := range c.Quorum.Risks {
+		for i, l := range wrap(r, p.w-8) {
+			lead := "  " + st.warn.Render("RISK") + " "
+			if i > 0 {
+				lead = "       "
+			}
+			out = append(out, lead+l)
+		}
+	}
 	for _, g := range c.Groups {
-		line := "  group " + st.bold.Render(g.Name) + " " + p.resState(g.State)
+		name := g.Name
+		if name == "" {
+			name = "(not formed yet)" // its cluster has not written its first decision
+		}
+		line := "  group " + st.bold.Render(name) + " " + p.resState(g.State)
 		if g.Active != "" {
 			line += " on " + g.Active
 		}
 		if g.Reason != "" {
-			line += " " + st.dim.Render("("+g.Reason+")")
+			line += st.dim.Render(" — " + g.Reason)
 		}
 		out = append(out, line)
 		for _, r := range g.Resources {
@@ -305,7 +393,7 @@ func (p *detailPane) cluster(site string, c *protocol.Cluster, now time.Time) []
 		out = append(out, p.database(d, now)...)
 	}
 	for _, s := range c.Switches {
-		out = append(out, p.switchLine(s))
+		out = append(out, p.switchLine(s, now)...)
 	}
 	return out
 }
@@ -462,9 +550,21 @@ func (p *detailPane) reseed(r *protocol.Progress) string {
 	return head + p.bar.ViewAs(pct/100) + fmt.Sprintf(" %3.0f%% ", pct) + st.dim.Render(what)
 }
 
-func (p *detailPane) switchLine(s protocol.Switch) string {
+// switchLine draws a switch, and for one whose driving node does not
+// answer, what the device does by itself meanwhile: a device never drops
+// off the screen with its driver.
+func (p *detailPane) switchLine(s protocol.Switch, now time.Time) []string {
 	st := p.env.st
 	line := "  " + fit(s.Kind, 5) + " " + fit(s.Name, 10) + " "
+	if s.Stale {
+		// The driver first: it is what changed; the device's state
+		// is from before, said in words below.
+		out := []string{line + "driver " + s.Node + " " + p.driverState(s.Node)}
+		for _, l := range wrap(lastKnown(s, now), p.w-8) {
+			out = append(out, "        "+st.dim.Render(l))
+		}
+		return out
+	}
 	if !s.Reachable {
 		line += st.bad.Render("UNREACHABLE") + " "
 	}
@@ -480,6 +580,23 @@ func (p *detailPane) switchLine(s protocol.Switch) string {
 			line += " " + st.warn.Render("unverified")
 		}
 	}
+	line += strings.Join(p.outlets(s), " · ")
+	if s.Error != "" {
+		line += " " + st.bad.Render(s.Error)
+	}
+	if s.Kind == "line" && s.WatchdogTimeout > 0 && s.Failsafe != "" {
+		switch s.Watchdog {
+		case "on":
+			line += st.dim.Render(fmt.Sprintf(" · watchdog %s → %s", s.WatchdogTimeout, s.Failsafe))
+		case "failed":
+			line += st.dim.Render(" · ") + st.warn.Render("watchdog fired, unarmed")
+		}
+	}
+	return []string{line}
+}
+
+func (p *detailPane) outlets(s protocol.Switch) []string {
+	st := p.env.st
 	var outs []string
 	for _, o := range s.Outlets {
 		w := o.Name
@@ -496,9 +613,58 @@ func (p *detailPane) switchLine(s protocol.Switch) string {
 		}
 		outs = append(outs, w)
 	}
-	line += strings.Join(outs, " · ")
-	if s.Error != "" {
-		line += " " + st.bad.Render(s.Error)
+	return outs
+}
+
+// driverState is the state word of a switch's driving node as this view
+// has it.
+func (p *detailPane) driverState(node string) string {
+	snap := p.env.snap()
+	n, ok := snap.FindNode(node)
+	switch {
+	case !ok:
+		return p.env.st.bad.Render("UNKNOWN")
+	case n.Member != protocol.MemberAlive && outOfSight(snap, n.Site):
+		return p.env.st.warn.Render("out of sight")
+	case n.Member == protocol.MemberAlive:
+		return p.env.st.warn.Render("not reporting")
 	}
-	return line
+	return p.env.st.nodeState(n.State)
+}
+
+// lastKnown says where a switch without its driver was, and what it does
+// by itself meanwhile: a berofos whose watchdog nobody kicks sends the
+// lines to its failsafe side once its timeout has run from the last kick
+// (no later than the timeout after the driver's last report); a device
+// without one stays as it was.
+func lastKnown(s protocol.Switch, now time.Time) string {
+	at := clock(s.AsOf, now)
+	if s.Kind != "line" {
+		var outs []string
+		for _, o := range s.Outlets {
+			w := o.Name + " " + o.Node + " off"
+			if o.On {
+				w = o.Name + " " + o.Node + " on"
+			}
+			outs = append(outs, strings.Join(strings.Fields(w), " "))
+		}
+		return fmt.Sprintf("at %s: %s; outlets keep their state without a driver", at, strings.Join(outs, ", "))
+	}
+	where := "lines at an unknown position"
+	if s.Position != "" {
+		where = "lines on " + s.Position
+	}
+	switch {
+	case s.Watchdog == "failed" && s.Failsafe != "":
+		return fmt.Sprintf("at %s: its watchdog had fired, lines on %s", at, s.Failsafe)
+	case s.Watchdog == "on" && s.WatchdogTimeout > 0 && s.Failsafe != "" && s.Position != s.Failsafe:
+		by := s.AsOf.Add(s.WatchdogTimeout)
+		if now.Before(by) {
+			return fmt.Sprintf("at %s: %s; its watchdog sends them to %s by %s (%s after the last kick)", at, where, s.Failsafe, clock(by, now), s.WatchdogTimeout)
+		}
+		return fmt.Sprintf("at %s: %s; its watchdog has sent them to %s, by %s at the latest (unverified)", at, where, s.Failsafe, clock(by, now))
+	case s.Watchdog == "on" && s.Failsafe != "":
+		return fmt.Sprintf("at %s: %s, its failsafe side: they stay there", at, where)
+	}
+	return fmt.Sprintf("at %s: %s; no watchdog: they stay there until a node drives the switch again", at, where)
 }

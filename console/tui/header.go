@@ -2,10 +2,13 @@ package tui
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/hatui/hatui/protocol"
 )
 
 // header is the cluster summary: two lines of facts, then a loud line
@@ -54,7 +57,8 @@ func (m *Model) header(w, h int) []string {
 			n    int
 			word string
 			bad  bool
-		}{{c.standby, "standby", false}, {c.maint, "maintenance", false}, {c.offline, "OFFLINE", true}, {c.unclean, "UNCLEAN", true}} {
+		}{{c.standby, "standby", false}, {c.maint, "maintenance", false}, {c.offline, "OFFLINE", true}, {c.unclean, "UNCLEAN", true},
+			{c.unseen, "out of sight (island)", true}} {
 			if x.n == 0 {
 				continue
 			}
@@ -99,7 +103,11 @@ type warning struct {
 	tag, text string
 }
 
-// warnings are the things an operator must not miss, most urgent first.
+// warnings are the things an operator must not miss, most urgent first:
+// a lost connection, a view that is an island, a pending geo failover,
+// then one line per cluster (no quorum first, then risks, those that
+// appeared since the console connected before those that were there all
+// along), so that what changed is on the first screen.
 func (m *Model) warnings(now time.Time) []warning {
 	st := m.st
 	var out []warning
@@ -113,6 +121,9 @@ func (m *Model) warnings(now time.Time) []warning {
 	if m.snap == nil {
 		return out
 	}
+	if is := m.snap.Island; is != nil {
+		out = append(out, warning{"ISLAND", st.loud.Render("!! ISLAND") + " " + islandText(is)})
+	}
 	if g := m.snap.Geo; g != nil && g.Pending != nil && (g.Pending.State == "" || g.Pending.State == "pending") {
 		f := g.Pending
 		left := f.Expires.Sub(now)
@@ -124,22 +135,85 @@ func (m *Model) warnings(now time.Time) []warning {
 		}
 		out = append(out, warning{"GEO FAILOVER " + countdown(left), s})
 	}
+	var lost, fresh, standing []warning
 	for _, site := range m.snap.Sites {
+		if outOfSight(m.snap, site.Name) {
+			continue // the island line speaks for it: this view cannot see it
+		}
 		for _, c := range site.Clusters {
-			name := site.Name
-			if c.Name != "" && c.Name != site.Name {
-				name += "/" + c.Name
-			}
+			name := clusterName(site.Name, c.Name)
 			q := c.Quorum
-			if q.Voters > 0 && !q.HasQuorum {
-				out = append(out, warning{"NO QUORUM " + name, st.loud.Render("!! NO QUORUM") + fmt.Sprintf(" %s: %d of %d voters present", name, q.Present, q.Voters)})
+			noQuorum := q.Voters > 0 && !q.HasQuorum
+			if !noQuorum && len(q.Risks) == 0 {
+				continue
 			}
-			for _, r := range q.Risks {
-				out = append(out, warning{"RISK " + name, st.loud.Render("!! RISK") + " " + name + ": " + r})
+			tag := "RISK " + name
+			s := st.loud.Render("!! RISK") + " " + name + ": "
+			if noQuorum {
+				tag = "NO QUORUM " + name
+				s = st.loud.Render("!! NO QUORUM") + " " + name + fmt.Sprintf(": %d of %d voters present", q.Present, q.Voters)
+				if len(q.Risks) > 0 {
+					s += st.dim.Render(" · ") + st.warn.Render("RISK") + " "
+				}
+			}
+			if len(q.Risks) > 1 {
+				s += fmt.Sprintf("(%d) ", len(q.Risks))
+			}
+			s += strings.Join(q.Risks, st.dim.Render(" · "))
+			w := warning{tag, s}
+			switch {
+			case noQuorum:
+				lost = append(lost, w)
+			case m.standingRisk(name, q.Risks):
+				standing = append(standing, w)
+			default:
+				fresh = append(fresh, w)
 			}
 		}
 	}
-	return out
+	out = append(out, lost...)
+	out = append(out, fresh...)
+	return append(out, standing...)
+}
+
+// clusterName names a cluster as the screen does: its site, and the
+// cluster after a slash when it has a name of its own.
+func clusterName(site, cluster string) string {
+	if cluster != "" && cluster != site {
+		return site + "/" + cluster
+	}
+	return site
+}
+
+// islandText says what an island view is: whose, what it reaches, and what
+// that means for the rest.
+func islandText(is *protocol.Island) string {
+	verb := "is"
+	if len(is.Unreached) > 1 {
+		verb = "are"
+	}
+	return fmt.Sprintf("%s reaches only %s (%d of %d geo votes): %s %s out of sight and may fail over without it",
+		is.Node, sitesWord(is.Sites), is.Votes, is.Total, strings.Join(is.Unreached, ", "), verb)
+}
+
+func sitesWord(sites []string) string {
+	if len(sites) == 1 {
+		return "site " + sites[0]
+	}
+	return "sites " + strings.Join(sites, ", ")
+}
+
+// outOfSight reports whether a site lies outside the island the answering
+// agent is on.
+func outOfSight(s *protocol.Snapshot, site string) bool {
+	return s != nil && s.Island != nil && slices.Contains(s.Island.Unreached, site)
+}
+
+// standingRisk reports whether a cluster's risks are those it had when
+// the console first saw the deployment: known, and so after what changed.
+func (m *Model) standingRisk(cluster string, risks []string) bool {
+	was, ok := m.baseline[cluster]
+	return ok && slices.Equal(was, risks)
 }
 
 // lastChange is the newest LastChange of any cluster.

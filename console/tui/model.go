@@ -137,6 +137,7 @@ type Model struct {
 	env   *env
 
 	snap      *protocol.Snapshot
+	baseline  map[string][]string // each cluster's risks in the first snapshot
 	via       string
 	connected bool
 	connKnown bool
@@ -284,6 +285,16 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 func (m *Model) setSnapshot(s *protocol.Snapshot) {
 	m.snap = s
 	m.nodes.setSnapshot(s)
+	if m.baseline == nil {
+		// The risks the deployment had when the console first saw it:
+		// known ones, listed after those that appear later.
+		m.baseline = map[string][]string{}
+		for _, site := range s.Sites {
+			for _, c := range site.Clusters {
+				m.baseline[clusterName(site.Name, c.Name)] = slices.Clone(c.Quorum.Risks)
+			}
+		}
+	}
 }
 
 func (m *Model) conn(c ConnMsg) {
@@ -508,7 +519,7 @@ func (m *Model) facts(c verb.Command) string {
 	}
 	target := c.Action.Args[0]
 	switch c.Verb.Args[0].Kind {
-	case verb.KindNode:
+	case verb.KindNode, verb.KindDBNode:
 		n, ok := m.snap.FindNode(target)
 		if !ok {
 			return ""
@@ -549,58 +560,10 @@ func (m *Model) facts(c verb.Command) string {
 	return ""
 }
 
-// check refuses a command whose node, site or cluster is not in the
-// snapshot, before it travels to an agent that would refuse it anyway.
-func (m *Model) check(c verb.Command) error {
-	if m.snap == nil {
-		return nil
-	}
-	for i, w := range c.Action.Args {
-		if i >= len(c.Verb.Args) {
-			break
-		}
-		var known []string
-		var what string
-		switch c.Verb.Args[i].Kind {
-		case verb.KindNode:
-			what = "node"
-			for _, n := range m.snap.Nodes() {
-				known = append(known, n.Name)
-			}
-		case verb.KindSite:
-			what = "site"
-			for _, s := range m.snap.Sites {
-				known = append(known, s.Name)
-			}
-		case verb.KindCluster:
-			what = "cluster"
-			for _, s := range m.snap.Sites {
-				for _, cl := range s.Clusters {
-					known = append(known, cl.Name)
-				}
-			}
-		default:
-			continue
-		}
-		found := false
-		for _, k := range known {
-			if k == w {
-				found = true
-				break
-			}
-		}
-		if !found {
-			list := strings.Join(known, ", ")
-			if len(known) > 8 {
-				list = strings.Join(known[:8], ", ") + fmt.Sprintf(" and %d more", len(known)-8)
-			}
-			return &protocol.Error{Code: protocol.CodeUnknownNode,
-				Message: fmt.Sprintf("no %s named %q in %s", what, w, m.snap.Deployment),
-				Hint:    what + "s: " + list}
-		}
-	}
-	return nil
-}
+// check refuses a command the snapshot shows cannot apply (an unknown
+// node, a database verb for a node without one) before it travels to an
+// agent or a dialog asks to confirm it.
+func (m *Model) check(c verb.Command) error { return c.Check(m.snap) }
 
 func (m *Model) tellErr(err error) {
 	pe := protocol.AsError(err)
@@ -774,6 +737,12 @@ func (m *Model) suggestions() []string {
 			for _, n := range m.snap.Nodes() {
 				out = append(out, v.Name+" "+n.Name)
 			}
+		case verb.KindDBNode:
+			for _, c := range m.snap.Clusters() {
+				for _, d := range c.Databases {
+					out = append(out, v.Name+" "+d.Node)
+				}
+			}
 		case verb.KindSite:
 			for _, s := range m.snap.Sites {
 				out = append(out, v.Name+" "+s.Name)
@@ -841,6 +810,9 @@ func (m *Model) summary() string {
 
 type nodeCounts struct {
 	total, up, online, standby, maint, offline, unclean int
+	// unseen are the nodes outside the answering agent's island: not
+	// known to be down, only out of its sight.
+	unseen int
 }
 
 func countNodes(s *protocol.Snapshot) nodeCounts {
@@ -849,11 +821,16 @@ func countNodes(s *protocol.Snapshot) nodeCounts {
 		return c
 	}
 	for _, site := range s.Sites {
+		far := outOfSight(s, site.Name)
 		for _, cl := range site.Clusters {
 			for _, n := range cl.Nodes {
 				c.total++
 				if n.Member == protocol.MemberAlive {
 					c.up++
+				}
+				if far && n.Member != protocol.MemberAlive {
+					c.unseen++
+					continue
 				}
 				switch n.State {
 				case protocol.StateOnline:

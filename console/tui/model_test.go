@@ -205,6 +205,10 @@ func TestCommandLine(t *testing.T) {
 		{line: "maintenance pbx-a1 perhaps", status: "usage: maintenance NODE on|off", open: true},
 		{line: "demo kill pbx-a1", status: "demo verbs exist only in hatui --demo", open: true},
 		{line: "geo confirm site-z", status: `no site named "site-z"`, open: true},
+		// Refused before a dialog asks to confirm anything.
+		{line: "reseed pbx-zz", status: `no node named "pbx-zz" in acme`, open: true},
+		{line: "reseed arb-1", status: "arb-1 runs no database: reseed works on a node with a [database] section — nodes with a database: pbx-a1", open: true},
+		{line: "reseed pbx-a2", dialog: "reseed pbx-a2"},
 		{line: "standby pbx-a1", dialog: "standby pbx-a1"},
 		{line: "geo confirm site-b", dialog: "geo confirm site-b"},
 		{line: "status", status: "acme: 5 nodes configured, 3 online, 1 standby, 0 maintenance, 1 OFFLINE"},

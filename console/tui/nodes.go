@@ -441,6 +441,10 @@ func (p *nodePane) heading(r nodeRow) string {
 	if c.Name != "" && c.Name != r.site.Name {
 		s += st.dim.Render(" · ") + st.bold.Render(c.Name)
 	}
+	if outOfSight(p.snap, r.site.Name) {
+		// Its quorum as this island counts it says nothing of the site.
+		return s + " " + st.warn.Render("out of sight") + st.dim.Render(" (island)")
+	}
 	q := c.Quorum
 	if q.Voters > 0 {
 		if q.HasQuorum {
@@ -467,7 +471,11 @@ func (p *nodePane) nodeLine(n *protocol.Node, c nodeCols, sel bool) string {
 	} else if n.Name == p.env.via() {
 		name = st.bold.Render(name)
 	}
-	line := mark + name + " " + fit(st.nodeState(n.State), c.state)
+	state := st.nodeState(n.State)
+	if p.unseen(n) {
+		state = st.warn.Render("unseen")
+	}
+	line := mark + name + " " + fit(state, c.state)
 	if c.role > 0 {
 		line += " " + st.dim.Render(fit(n.Role, c.role))
 	}
@@ -477,6 +485,12 @@ func (p *nodePane) nodeLine(n *protocol.Node, c nodeCols, sel bool) string {
 	return line
 }
 
+// unseen reports whether a node is down only in the eyes of an island:
+// it is in a site the answering agent cannot reach.
+func (p *nodePane) unseen(n *protocol.Node) bool {
+	return n.Member != protocol.MemberAlive && outOfSight(p.snap, n.Site)
+}
+
 // extra is the tail of a wide node row: what is unusual about the node.
 func (p *nodePane) extra(n *protocol.Node) string {
 	st := p.env.st
@@ -484,7 +498,14 @@ func (p *nodePane) extra(n *protocol.Node) string {
 	if n.Name == p.env.via() {
 		parts = append(parts, st.info.Render("◂ via"))
 	}
-	if n.Member != protocol.MemberAlive {
+	switch {
+	case p.unseen(n):
+		s := "out of sight"
+		if !n.Since.IsZero() {
+			s += " " + ago(n.Since, p.env.now())
+		}
+		parts = append(parts, st.warn.Render(s))
+	case n.Member != protocol.MemberAlive:
 		s := string(n.Member)
 		if !n.Since.IsZero() {
 			s += " " + ago(n.Since, p.env.now())

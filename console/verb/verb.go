@@ -42,6 +42,7 @@ const (
 	KindOutlet               // a power outlet name
 	KindChoice               // one of Arg.Choices
 	KindVerb                 // a verb name (for help)
+	KindDBNode               // a node that runs a database
 )
 
 // Arg describes one operand of a verb.
@@ -128,6 +129,7 @@ var (
 	dryRun   = "--dry-run"
 	onOff    = Arg{Name: "on|off", Kind: KindChoice, Choices: []string{"on", "off"}}
 	optVerb  = Arg{Name: "VERB", Kind: KindVerb, Optional: true}
+	dbNode   = Arg{Name: "NODE", Kind: KindDBNode}
 	group    = Arg{Name: "GROUP", Kind: KindGroup}
 	resource = Arg{Name: "RESOURCE", Kind: KindResource}
 )
@@ -147,8 +149,8 @@ var all = []Verb{
 	{Name: "switchover", Args: []Arg{group, optNode}, Help: "move a service group in a planned way: the standby is ready before the active lets go", Changes: true, Dangerous: true},
 
 	{Name: "fence", Args: []Arg{node}, Help: "power off or isolate a node so it can no longer hold resources", Changes: true, Dangerous: true, Irreversible: true},
-	{Name: "promote", Args: []Arg{node}, Help: "promote a node's database standby to master", Changes: true, Dangerous: true, Irreversible: true},
-	{Name: "reseed", Args: []Arg{node}, Help: "wipe a node's database standby and copy it afresh from the master", Changes: true, Dangerous: true, Irreversible: true},
+	{Name: "promote", Args: []Arg{dbNode}, Help: "promote a node's database standby to master", Changes: true, Dangerous: true, Irreversible: true},
+	{Name: "reseed", Args: []Arg{dbNode}, Help: "wipe a node's database standby and copy it afresh from the master", Changes: true, Dangerous: true, Irreversible: true},
 
 	{Name: "geo confirm", Args: []Arg{site}, Help: "confirm the pending geo failover to a site now, before the dead man's timer runs out", Changes: true, Dangerous: true, Irreversible: true},
 	{Name: "geo abort", Args: []Arg{site}, Help: "abort the pending geo failover to SITE: service stays where it is", Changes: true, Dangerous: true, Irreversible: true},
@@ -256,6 +258,91 @@ func (c Command) Target() string {
 		return ""
 	}
 	return c.Action.Args[0]
+}
+
+// Check refuses a command whose node, site or cluster is not in the
+// snapshot, or whose database verb names a node that runs no database,
+// before it travels to an agent, and before anyone is asked to confirm
+// it: confirming an action on a node that does not exist is a question
+// that should never be asked. Errors are *protocol.Error with
+// CodeUnknownNode or CodeRefused. A nil snapshot checks nothing.
+func (c Command) Check(snap *protocol.Snapshot) error {
+	if snap == nil {
+		return nil
+	}
+	for i, w := range c.Action.Args {
+		if i >= len(c.Verb.Args) {
+			break
+		}
+		var known []string
+		var what string
+		switch c.Verb.Args[i].Kind {
+		case KindNode, KindDBNode:
+			what = "node"
+			for _, n := range snap.Nodes() {
+				known = append(known, n.Name)
+			}
+		case KindSite:
+			what = "site"
+			for _, s := range snap.Sites {
+				known = append(known, s.Name)
+			}
+		case KindCluster:
+			what = "cluster"
+			for _, s := range snap.Sites {
+				for _, cl := range s.Clusters {
+					known = append(known, cl.Name)
+				}
+			}
+		default:
+			continue
+		}
+		if !slices.Contains(known, w) {
+			return &protocol.Error{Code: protocol.CodeUnknownNode,
+				Message: fmt.Sprintf("no %s named %q in %s", what, w, snap.Deployment),
+				Hint:    what + "s: " + list(known)}
+		}
+		if c.Verb.Args[i].Kind == KindDBNode {
+			if err := checkDatabase(snap, c.Verb.Name, w); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkDatabase refuses a database verb for a node that is up and reports
+// no database: its agent would not know the verb, and "unknown action"
+// would not say why. A node that is down may still have one: its own
+// agent answers for it.
+func checkDatabase(snap *protocol.Snapshot, verb, node string) error {
+	var dbs []string
+	for _, c := range snap.Clusters() {
+		for _, d := range c.Databases {
+			if d.Node == node {
+				return nil
+			}
+			dbs = append(dbs, d.Node)
+		}
+	}
+	if n, ok := snap.FindNode(node); !ok || n.Member != protocol.MemberAlive {
+		return nil
+	}
+	hint := "no node of " + snap.Deployment + " reports a database"
+	if len(dbs) > 0 {
+		hint = "nodes with a database: " + list(dbs)
+	}
+	return &protocol.Error{Code: protocol.CodeRefused,
+		Message: fmt.Sprintf("%s runs no database: %s works on a node with a [database] section", node, verb),
+		Hint:    hint}
+}
+
+// list names up to eight words, and how many more there are.
+func list(words []string) string {
+	if len(words) > 8 {
+		return strings.Join(words[:8], ", ") + fmt.Sprintf(" and %d more", len(words)-8)
+	}
+	return strings.Join(words, ", ")
 }
 
 // maxWord bounds one word of a command line. Host names are at most 253

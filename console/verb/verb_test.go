@@ -260,3 +260,53 @@ func TestValueFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestCheck: a command naming a node, site or cluster the deployment
+// does not have, or a database verb for a running node without a
+// database, is refused from the snapshot, with the names that exist.
+func TestCheck(t *testing.T) {
+	snap := &protocol.Snapshot{Deployment: "demo", Sites: []protocol.Site{
+		{Name: "a", Clusters: []protocol.Cluster{{Name: "a",
+			Nodes:     []protocol.Node{{Name: "pbx-a1", Member: protocol.MemberAlive}, {Name: "pbx-a2", Member: protocol.MemberFailed}}, // pbx-a2's database is not reported while it is down
+			Databases: []protocol.Database{{Node: "pbx-a1", Role: "master"}}}}},
+		{Name: "b", Clusters: []protocol.Cluster{{Name: "b", Nodes: []protocol.Node{{Name: "pbx-b1", Member: protocol.MemberAlive}}}}},
+	}}
+	tab := New(Options{Demo: true})
+	tests := []struct {
+		line string
+		code protocol.Code
+		msg  string
+		hint string
+	}{
+		{"reseed pbx-a1", "", "", ""},
+		{"reseed pbx-a2", "", "", ""}, // down: its own agent answers for it
+		{"reseed nosuch", protocol.CodeUnknownNode, `no node named "nosuch" in demo`, "nodes: pbx-a1, pbx-a2, pbx-b1"},
+		{"reseed pbx-b1", protocol.CodeRefused, "pbx-b1 runs no database: reseed works on a node with a [database] section", "nodes with a database: pbx-a1"},
+		{"promote pbx-b1", protocol.CodeRefused, "pbx-b1 runs no database", ""},
+		{"standby pbx-b1", "", "", ""},
+		{"geo confirm z", protocol.CodeUnknownNode, `no site named "z" in demo`, "sites: a, b"},
+		{"cluster activate b", "", "", ""},
+		{"demo kill pbx-zz", protocol.CodeUnknownNode, `no node named "pbx-zz"`, ""},
+	}
+	for _, tt := range tests {
+		c, err := tab.Parse(tt.line)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.line, err)
+		}
+		err = c.Check(snap)
+		if protocol.CodeOf(err) != tt.code {
+			t.Errorf("%s: err = %v, want code %q", tt.line, err, tt.code)
+			continue
+		}
+		if err == nil {
+			continue
+		}
+		pe := protocol.AsError(err)
+		if !strings.HasPrefix(pe.Message, tt.msg) || !strings.Contains(pe.Hint, tt.hint) {
+			t.Errorf("%s: %q (hint %q), want %q (hint %q)", tt.line, pe.Message, pe.Hint, tt.msg, tt.hint)
+		}
+	}
+	if c, _ := tab.Parse("reseed nosuch"); c.Check(nil) != nil {
+		t.Error("a nil snapshot refused a command")
+	}
+}

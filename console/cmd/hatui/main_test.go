@@ -141,20 +141,25 @@ func TestExecExitCodes(t *testing.T) {
 		args []string
 		code int
 		want string
+		not  string
 	}{
-		{"usage", []string{"--demo", "--exec", "standby"}, 2, "needs"},
-		{"unknown verb", []string{"--demo", "--exec", "frobnicate"}, 2, "unknown verb"},
-		{"unknown node", []string{"--demo", "--exec", "standby pbx-zz"}, 2, "no node named"},
-		{"irreversible without --yes", []string{"--demo", "--exec", "fence pbx-a2"}, 2, "--yes"},
-		{"unreachable", []string{"--socket", "/nonexistent/ha-agent.sock", "--exec", "status"}, 3, "connecting to agent"},
-		{"read-only", []string{"--demo", "--read-only", "--exec", "standby pbx-a2"}, 2, "read-only"},
-		{"success", []string{"--demo", "--exec", "online pbx-a2"}, 0, ""},
+		{"usage", []string{"--demo", "--exec", "standby"}, 2, "needs", ""},
+		{"unknown verb", []string{"--demo", "--exec", "frobnicate"}, 2, "unknown verb", ""},
+		{"unknown node", []string{"--demo", "--exec", "standby pbx-zz"}, 2, "no node named", ""},
+		{"irreversible without --yes", []string{"--demo", "--exec", "fence pbx-a2"}, 2, "--yes", ""},
+		{"unreachable", []string{"--socket", "/nonexistent/ha-agent.sock", "--exec", "status"}, 3, "connecting to agent", ""},
+		{"read-only", []string{"--demo", "--read-only", "--exec", "standby pbx-a2"}, 2, "read-only", ""},
+		{"success", []string{"--demo", "--exec", "online pbx-a2"}, 0, "", ""},
+		// Said for what it is, not as a verb the agent does not know.
+		{"reseed a node without a database", []string{"--demo", "--exec", "reseed pbx-b1", "--yes"}, 2, "pbx-b1 runs no database", "does not know"},
+		// Nothing to confirm about a node that does not exist.
+		{"reseed an unknown node", []string{"--demo", "--exec", "reseed nosuch"}, 2, `no node named "nosuch"`, "--yes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, errs, code := runHatui(t, tt.args...)
-			if code != tt.code || !strings.Contains(out+errs, tt.want) {
-				t.Fatalf("exit %d (want %d), output %q %q (want %q)", code, tt.code, out, errs, tt.want)
+			if code != tt.code || !strings.Contains(out+errs, tt.want) || (tt.not != "" && strings.Contains(out+errs, tt.not)) {
+				t.Fatalf("exit %d (want %d), output %q %q (want %q, not %q)", code, tt.code, out, errs, tt.want, tt.not)
 			}
 		})
 	}

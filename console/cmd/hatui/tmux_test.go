@@ -112,6 +112,102 @@ func TestDemoInTmux(t *testing.T) {
 	t.Fatalf("hatui did not exit after q; screen:\n%s", s.screen())
 }
 
+// loudLines are the screen's warning lines, under the two summary lines.
+func loudLines(screen string) []string {
+	var out []string
+	for _, l := range strings.Split(screen, "\n")[2:] {
+		if !strings.HasPrefix(l, "!!") {
+			break
+		}
+		out = append(out, strings.TrimSpace(l))
+	}
+	return out
+}
+
+// demoDatabases reports whether the demo runs PostgreSQL here (root and
+// the programs), as demo/database.go decides.
+func demoDatabases() bool {
+	_, err := os.Stat("/usr/lib/postgresql/15/bin/postgres")
+	return os.Geteuid() == 0 && err == nil && os.Getenv("HATUI_DEMO_NO_DATABASE") == ""
+}
+
+// TestDemoWalkThroughInTmux follows the README's demo walk-through in a
+// real terminal at 120×40 and reads what the operator reads at each step:
+// healthy (no loud line), K on pbx-a1 (its line switch stays, driver
+// OFFLINE, with what the berofos does by itself), R (the old master back
+// beside the service is a risk), X (the view is an island, said first),
+// H (the pending geo failover with its countdown, said first).
+// About 60 s: real agents, Serf timings, the geo lease.
+func TestDemoWalkThroughInTmux(t *testing.T) {
+	s := startTmux(t, 120, 40, hatuiBin+" --demo")
+	s.waitScreen("a healthy first screen", 30*time.Second, func(sc string) bool {
+		for _, l := range demo.Layout {
+			if !nodeRow(sc, l.Node, "online") {
+				return false
+			}
+		}
+		db := !demoDatabases() || regexp.MustCompile(`db pbx-a2 +standby .* streaming`).MatchString(sc)
+		return db && len(loudLines(sc)) == 0 && strings.Contains(sc, "GEO ticket geo → a ") &&
+			strings.Contains(sc, "group pbx-a started on pbx-a1") &&
+			strings.Contains(sc, "group pbx-b standby — backup site: not serving (geo)") &&
+			strings.Contains(sc, "lines → pbx-a1 verified · watchdog 10s → pbx-a2")
+	})
+	if sc := s.screen(); strings.Contains(sc, "unmanaged") || strings.Contains(sc, "RISK") {
+		t.Fatalf("the healthy demo shows a risk or an unmanaged group:\n%s", sc)
+	}
+
+	s.keys("K") // the cursor starts on pbx-a1
+	s.waitScreen("pbx-a1 down, its line switch still shown with its driver OFFLINE", 30*time.Second, func(sc string) bool {
+		return nodeRow(sc, "pbx-a1", "OFFLINE") && strings.Contains(sc, "group pbx-a started on pbx-a2") &&
+			strings.Contains(sc, "line  lines-a    driver pbx-a1 OFFLINE") && strings.Contains(sc, "its watchdog") &&
+			strings.Contains(sc, "power-a1   1 pbx-a1 OFF")
+	})
+	if sc := s.screen(); strings.Contains(sc, "nothing can be taken over") || strings.Contains(sc, "NO QUORUM") {
+		t.Fatalf("after K the screen contradicts the takeover:\n%s", sc)
+	}
+
+	s.keys("R")
+	s.waitScreen("pbx-a1 back and reporting its switch", 30*time.Second, func(sc string) bool {
+		return nodeRow(sc, "pbx-a1", "online") && strings.Contains(sc, "line  lines-a    lines → pbx-a2 verified")
+	})
+	if demoDatabases() {
+		s.waitScreen("the old master beside the service as a risk", 30*time.Second, func(sc string) bool {
+			l := loudLines(sc)
+			return len(l) == 1 && strings.HasPrefix(l[0], "!! RISK a: database master on pbx-a1 but pbx-a runs on pbx-a2")
+		})
+	}
+
+	s.keys("X") // cuts site a, the site of the agent the console talks to
+	s.waitScreen("the island said first", 30*time.Second, func(sc string) bool {
+		l := loudLines(sc)
+		return len(l) > 0 && regexp.MustCompile(`^!! ISLAND pbx-a\d reaches only site a \(2 of 5 geo votes\): arb, b are out of sight`).MatchString(l[0]) &&
+			strings.Contains(sc, "3 out of sight (island)")
+	})
+	if sc := s.screen(); strings.Contains(sc, "NO QUORUM") {
+		t.Fatalf("the island reports the quorum of sites it cannot see:\n%s", sc)
+	}
+	// Site b bids for the ticket once a's lease has run out and the
+	// acquire-after margin (3 s in the demo) has passed: heal after that,
+	// by the screen's own clock, or there is no failover to see.
+	leaseRE := regexp.MustCompile(`lease until (\d\d:\d\d:\d\d) EXPIRED`)
+	clockRE := regexp.MustCompile(`(\d\d:\d\d:\d\d)\s*$`)
+	s.waitScreen("the lease expired for 6 s", 30*time.Second, func(sc string) bool {
+		lease, now := leaseRE.FindStringSubmatch(sc), clockRE.FindStringSubmatch(strings.SplitN(sc, "\n", 2)[0])
+		if lease == nil || now == nil {
+			return false
+		}
+		l, err1 := time.Parse(time.TimeOnly, lease[1])
+		n, err2 := time.Parse(time.TimeOnly, now[1])
+		return err1 == nil && err2 == nil && n.Sub(l) >= 6*time.Second
+	})
+
+	s.keys("H")
+	s.waitScreen("the pending geo failover said first", 40*time.Second, func(sc string) bool {
+		l := loudLines(sc)
+		return len(l) > 0 && strings.HasPrefix(l[0], "!! GEO FAILOVER a → b by itself in 0:0") && !strings.Contains(sc, "ISLAND")
+	})
+}
+
 // BenchmarkDemoFirstScreen measures `hatui --demo` from exec to a screen
 // showing all five nodes online, in a 120×40 tmux terminal.
 func BenchmarkDemoFirstScreen(b *testing.B) {
