@@ -211,6 +211,9 @@ func (p *demoPG) config(node string) config.Database {
 		Enabled: true, ConnInfo: s.connInfo(), DataDir: s.dataDir(), BinDir: pgBinDir(), OSUser: "postgres",
 		Standby: node == demoStandby, Monitor: config.Duration{Duration: config.DefaultDatabaseMonitor},
 		Health: config.DatabaseHealth{SQL: "SELECT 1", MinRows: 1},
+		// Bounded, as every recipe has it: a standby that stays away
+		// must never fill the master's disk.
+		MaxSlotWALKeepSize: "1GB",
 	}
 	for name, o := range p.servers {
 		if name != node {

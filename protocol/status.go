@@ -22,6 +22,36 @@ type Snapshot struct {
 	// majority of the geo voters: what it shows of the sites it cannot
 	// reach is the last it saw, and they may decide without it.
 	Island *Island `json:"island,omitempty"`
+	// Partition is set by a console that watches the deployment through
+	// one entry per site when those entries do not see the same
+	// deployment: agents never set it.
+	Partition *Partition `json:"partition,omitempty"`
+}
+
+// Partition is what a console outside a partition sees: each side as its
+// entry agent reports it, and which side's word the view is built on.
+type Partition struct {
+	// Sides are the distinct views, the quorum side first.
+	Sides []Side `json:"sides"`
+	// Quorum is the entry node of the side that holds the geo majority,
+	// whose view the snapshot is; "" when no side does.
+	Quorum string `json:"quorum,omitempty"`
+}
+
+// Side is one side of a partition as its entry agent sees it.
+type Side struct {
+	// Via is the entry node the console watches this side through.
+	Via string `json:"via"`
+	// Sites are the sites it reaches.
+	Sites []string `json:"sites"`
+	// Island is true when this side is cut off from the geo majority.
+	Island bool `json:"island,omitempty"`
+	// Holder is the site this side believes holds the geo ticket, and
+	// LeaseExpiry when that belief runs out; Pending the geo failover it
+	// sees, if any.
+	Holder      string    `json:"holder,omitempty"`
+	LeaseExpiry time.Time `json:"lease_expiry,omitempty"`
+	Pending     *Failover `json:"pending,omitempty"`
 }
 
 // Island describes the part of the deployment an agent cut off from the

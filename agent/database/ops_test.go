@@ -423,9 +423,12 @@ func TestDatabaseOpsOtherSystem(t *testing.T) {
 	if err != nil || len(imgs) != 1 || imgs[0].SystemID != foreignID {
 		t.Fatalf("oa2's images %+v %v, want its foreign data kept", imgs, err)
 	}
-	if !hasEvent(an, "warning: database on oa2 re-seeded by itself from oa1", "another database cluster", "fallback image "+imgs[0].ID) {
-		t.Errorf("no warning naming the reason and the image: %v", events(an))
-	}
+	// The event is recorded once the re-seed's journal is closed, which
+	// may come a moment after the standby is seen streaming.
+	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
+		return hasEvent(an, "warning: database on oa2 re-seeded by itself from oa1", "another database cluster", "fallback image "+imgs[0].ID),
+			fmt.Sprintf("a warning naming the reason and the image; events: %v", events(an))
+	})
 	pgtest.Eventually(t, 30*time.Second, func() (bool, string) {
 		return len(sink.find("database-reseed", "oa2", "re-seeded by itself", "another database cluster", imgs[0].ID)) == 1 &&
 			len(sink.find("database-needs-reseed", "oa3", "another database cluster")) == 1, "alerts not delivered yet"

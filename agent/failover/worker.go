@@ -364,7 +364,10 @@ func (w *worker) ensureStopped(ctx context.Context, wt want) {
 	st := w.status()
 	if st.running {
 		sctx := ctx
-		if !wt.deadline.IsZero() {
+		// Past the deadline the stop is still owed: it is retried bounded
+		// by the resources' own stop timeouts, never by a deadline that
+		// would fail every attempt at once and leave the group running.
+		if !wt.deadline.IsZero() && time.Now().Before(wt.deadline) {
 			var cancel context.CancelFunc
 			sctx, cancel = context.WithDeadline(ctx, wt.deadline)
 			defer cancel()

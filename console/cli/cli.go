@@ -10,11 +10,11 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/hatui/hatui/console/sides"
 	"github.com/hatui/hatui/console/verb"
 	"github.com/hatui/hatui/protocol"
 )
@@ -144,7 +144,7 @@ func (r *Runner) Run(ctx context.Context, line string) int {
 
 // history runs the history verb.
 func (r *Runner) history(ctx context.Context, values map[string]string) int {
-	req, err := HistoryRequest(values, time.Now())
+	req, err := verb.HistoryRequest(values, time.Now())
 	if err != nil {
 		return r.Fail(err)
 	}
@@ -160,45 +160,6 @@ func (r *Runner) history(ctx context.Context, values map[string]string) int {
 	}
 	WriteHistory(r.Out, h)
 	return ExitOK
-}
-
-// HistoryRequest builds a history request from the verb's value flags:
-// --since takes a duration back from now ("90m", "2h", "3d"), --node a
-// node, --limit a count.
-func HistoryRequest(values map[string]string, now time.Time) (protocol.HistoryRequest, error) {
-	var req protocol.HistoryRequest
-	if v, ok := values["--since"]; ok {
-		d, err := parseAge(v)
-		if err != nil {
-			return req, protocol.Errorf(protocol.CodeUsage, "a duration such as 30m, 2h or 3d", "--since %q: %v", v, err)
-		}
-		req.Since = now.Add(-d)
-	}
-	req.Node = values["--node"]
-	if v, ok := values["--limit"]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n <= 0 {
-			return req, protocol.Errorf(protocol.CodeUsage, "a positive whole number such as 100", "--limit %q is not a count", v)
-		}
-		req.Limit = n
-	}
-	return req, nil
-}
-
-// parseAge is time.ParseDuration that also takes days ("3d").
-func parseAge(s string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("not a number of days")
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err == nil && d < 0 {
-		err = fmt.Errorf("negative")
-	}
-	return d, err
 }
 
 // WriteHistory prints history entries one per line: time, node, severity,
@@ -267,6 +228,9 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 	}
 	fmt.Fprintf(w, "Deployment %s: %d nodes configured, %d online (answered by %s at %s)\n",
 		s.Deployment, len(nodes), online, s.From, s.Time.Local().Format(time.TimeOnly))
+	if p := s.Partition; p != nil {
+		fmt.Fprintln(w, "PARTITION: "+sides.Describe(p, time.Now()))
+	}
 	if is := s.Island; is != nil {
 		// Said first: everything below about the other sites is this
 		// island's last view of them.
@@ -281,6 +245,9 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 		}
 		if s.Island != nil && slices.Contains(s.Island.Unreached, site.Name) {
 			kind += " (out of sight of " + s.Island.Node + ": last known)"
+		}
+		if sd := sides.SiteSide(s.Partition, site.Name); sd != nil && sd.Via != s.Partition.Quorum {
+			kind += " (cut off: as " + sd.Via + " sees it)"
 		}
 		fmt.Fprintf(tw, "\nSite %s%s\n", site.Name, kind)
 		for _, c := range site.Clusters {

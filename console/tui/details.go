@@ -344,6 +344,8 @@ func (p *detailPane) cluster(site string, c *protocol.Cluster, now time.Time) []
 	rest := ""
 	if snap := p.env.snap(); outOfSight(snap, site) {
 		rest = st.warn.Render("out of sight") + st.dim.Render(": as "+snap.Island.Node+" last saw it")
+	} else if sd := cutOff(snap, site); sd != nil {
+		rest = st.warn.Render("cut off") + st.dim.Render(": as "+sd.Via+" sees it")
 	}
 	out := []string{p.section(name, rest)}
 	// Each risk in full, where there is room for it: the header has one
@@ -479,11 +481,19 @@ func (p *detailPane) database(d protocol.Database, now time.Time) []string {
 	if r := d.Reseed; r != nil {
 		out = append(out, p.reseed(r))
 	}
+	// A healthy slot (its standby connected, nothing to warn of) shares
+	// the pg_wal line; a slot to act on has a line of its own.
+	var quiet []string
 	for _, sl := range d.Slots {
-		s := "     slot " + sl.Name
+		s := "slot " + sl.Name
 		if sl.Node != "" && sl.Node != sl.Name {
 			s += " → " + sl.Node
 		}
+		if sl.Active && !sl.Warning && sl.WALStatus != "lost" {
+			quiet = append(quiet, s+" holds "+bytesIEC(sl.RetainedBytes))
+			continue
+		}
+		s = "     " + s
 		if sl.Active {
 			s += " active"
 		} else {
@@ -501,7 +511,13 @@ func (p *detailPane) database(d protocol.Database, now time.Time) []string {
 		out = append(out, s)
 	}
 	if disk := d.WALDisk; disk != nil && len(d.Slots) > 0 {
-		out = append(out, fmt.Sprintf("     pg_wal disk %.0f%% used, %s free", disk.UsedPercent, bytesIEC(disk.FreeBytes)))
+		l := fmt.Sprintf("     pg_wal disk %.0f%% used, %s free", disk.UsedPercent, bytesIEC(disk.FreeBytes))
+		if len(quiet) > 0 {
+			l += st.dim.Render(" · " + strings.Join(quiet, " · "))
+		}
+		out = append(out, l)
+	} else if len(quiet) > 0 {
+		out = append(out, "     "+strings.Join(quiet, " · "))
 	}
 	for _, n := range d.Notices {
 		word := st.dim.Render("note")

@@ -28,6 +28,32 @@ type eventPane struct {
 	// back is how many events the view is scrolled back from the newest;
 	// 0 follows new events as they come.
 	back int
+	// filter keeps the events whose line contains it (any case); shown
+	// holds them, oldest first.
+	filter string
+	shown  []protocol.Event
+}
+
+// setFilter keeps only the events that mention f (time, node, who,
+// kind, message or result), "" all of them.
+func (p *eventPane) setFilter(f string) {
+	p.filter = strings.TrimSpace(f)
+	p.back = 0
+	p.refilter()
+}
+
+func (p *eventPane) refilter() {
+	if p.filter == "" {
+		p.shown = p.events
+		return
+	}
+	f := strings.ToLower(p.filter)
+	p.shown = p.shown[:0:0]
+	for _, e := range p.events {
+		if strings.Contains(strings.ToLower(e.Node+" "+e.User+" "+e.Kind+" "+e.Message+" "+e.Result+" "+string(e.Severity)), f) {
+			p.shown = append(p.shown, e)
+		}
+	}
 }
 
 type eventKey struct {
@@ -77,18 +103,19 @@ func (p *eventPane) add(evs ...protocol.Event) {
 		}
 		p.events = append(p.events[:0], p.events[drop:]...)
 	}
-	p.back = min(p.back, max(0, len(p.events)-1))
+	p.refilter()
+	p.back = min(p.back, max(0, len(p.shown)-1))
 }
 
 // Update scrolls the log.
 func (p *eventPane) Update(msg tea.Msg) tea.Cmd {
 	k, ok := msg.(tea.KeyPressMsg)
-	if !ok || len(p.events) == 0 {
+	if !ok || len(p.shown) == 0 {
 		return nil
 	}
 	// Positions count from the oldest; back counts from the newest.
-	last := len(p.events) - 1
-	if pos, moved := p.nav.move(k, last-p.back, len(p.events), p.h-2); moved {
+	last := len(p.shown) - 1
+	if pos, moved := p.nav.move(k, last-p.back, len(p.shown), p.h-2); moved {
 		p.back = last - pos
 	}
 	return nil
@@ -109,23 +136,29 @@ func (p *eventPane) helpGroups() []helpGroup { return []helpGroup{{"Scroll", p.n
 func (p *eventPane) View() string {
 	body := max(p.h-1, 0)
 	title := fmt.Sprintf("Events · %d", len(p.events))
+	if p.filter != "" {
+		title = fmt.Sprintf("Events · %d of %d matching %q (esc clears)", len(p.shown), len(p.events), p.filter)
+	}
 	if p.back > 0 {
 		title += fmt.Sprintf(" · %d newer below (end follows)", p.back)
 	}
 	lines := make([]string, 0, p.h)
 	lines = append(lines, p.env.st.rule(title, p.w, p.focus))
-	end := len(p.events) - p.back
+	end := len(p.shown) - p.back
 	start := max(0, end-body)
-	if len(p.events) == 0 {
+	switch {
+	case len(p.events) == 0:
 		lines = append(lines, p.env.st.dim.Render("no events yet"))
+	case len(p.shown) == 0:
+		lines = append(lines, p.env.st.dim.Render("no event matches the filter"))
 	}
 	nodeW := 0
-	for _, e := range p.events[start:end] {
+	for _, e := range p.shown[start:end] {
 		nodeW = max(nodeW, len(e.Node))
 	}
 	nodeW = min(nodeW, 12)
 	wide := p.w >= 100
-	for _, e := range p.events[start:end] {
+	for _, e := range p.shown[start:end] {
 		lines = append(lines, p.line(e, nodeW, wide))
 	}
 	return strings.Join(block(lines, p.w, p.h), "\n")
@@ -140,5 +173,13 @@ func (p *eventPane) line(e protocol.Event, nodeW int, wide bool) string {
 	if wide {
 		s += st.dim.Render(fit(e.Kind, 9)) + " "
 	}
-	return s + e.Message
+	// An audit entry says who acted and how it ended.
+	if e.User != "" {
+		s += st.dim.Render(e.User+": ")
+	}
+	s += e.Message
+	if e.Result != "" && !strings.Contains(e.Message, e.Result) {
+		s += st.dim.Render(" → " + e.Result)
+	}
+	return s
 }

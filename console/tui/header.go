@@ -8,6 +8,7 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 
+	"github.com/hatui/hatui/console/sides"
 	"github.com/hatui/hatui/protocol"
 )
 
@@ -121,6 +122,9 @@ func (m *Model) warnings(now time.Time) []warning {
 	if m.snap == nil {
 		return out
 	}
+	if pt := m.snap.Partition; pt != nil {
+		out = append(out, warning{"PARTITION", st.loud.Render("!! PARTITION") + " " + sides.Describe(pt, now)})
+	}
 	if is := m.snap.Island; is != nil {
 		out = append(out, warning{"ISLAND", st.loud.Render("!! ISLAND") + " " + islandText(is)})
 	}
@@ -201,6 +205,19 @@ func sitesWord(sites []string) string {
 		return "site " + sites[0]
 	}
 	return "sites " + strings.Join(sites, ", ")
+}
+
+// cutOff returns the side a site is seen through when it is not the
+// geo majority's, or nil.
+func cutOff(s *protocol.Snapshot, site string) *protocol.Side {
+	if s == nil || s.Partition == nil {
+		return nil
+	}
+	sd := sides.SiteSide(s.Partition, site)
+	if sd == nil || sd.Via == s.Partition.Quorum {
+		return nil
+	}
+	return sd
 }
 
 // outOfSight reports whether a site lies outside the island the answering

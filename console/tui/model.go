@@ -18,6 +18,7 @@ package tui
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -38,6 +39,19 @@ import (
 // after.
 type Backend interface {
 	Do(ctx context.Context, a protocol.Action, progress func(protocol.Progress)) (protocol.Result, error)
+}
+
+// Historian is a Backend that can also read the deployment's history
+// from an agent; with it, :history fills the event log.
+type Historian interface {
+	History(ctx context.Context, req protocol.HistoryRequest) (*protocol.History, error)
+}
+
+// historyMsg carries the answer to a history request.
+type historyMsg struct {
+	req protocol.HistoryRequest
+	h   *protocol.History
+	err error
 }
 
 // Options configure the screen.
@@ -258,6 +272,8 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			m.events.add(s.Events...)
 		}
 		m.events.add(cleanEvents(msg.Events)...)
+	case historyMsg:
+		m.gotHistory(msg)
 	case ConnMsg:
 		msg.Via, msg.Note = cleanString(msg.Via), cleanString(msg.Note)
 		m.conn(msg)
@@ -402,7 +418,12 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 	case pressed(k, g.help.Binding):
 		m.showHelp = true
 	case pressed(k, g.filter.Binding):
-		m.input = newPrompt(m.st, promptFilter, m.nodes.filter)
+		// The filter applies to the pane in focus: nodes, or the events.
+		f := m.nodes.filter
+		if m.focused() == m.events {
+			f = m.events.filter
+		}
+		m.input = newPrompt(m.st, promptFilter, f)
 		return m.input.focus()
 	case pressed(k, g.command.Binding):
 		m.input = newPrompt(m.st, promptCommand, "")
@@ -414,6 +435,9 @@ func (m *Model) key(k tea.KeyPressMsg) tea.Cmd {
 		m.setFocus(m.focus - 1)
 	case pressed(k, g.back.Binding):
 		switch {
+		case m.focused() == m.events && m.events.filter != "":
+			m.events.setFilter("")
+			m.tell(levelInfo, "event filter cleared")
 		case m.nodes.filter != "":
 			m.nodes.setFilter("")
 			m.tell(levelInfo, "filter cleared")
@@ -492,8 +516,7 @@ func (m *Model) dispatch(c verb.Command) tea.Cmd {
 		m.statusOf(c.Action.Args)
 		return nil
 	case "history":
-		m.tell(levelInfo, "history is not shown on this screen yet: run hatui --exec 'history --since 1h' for it")
-		return nil
+		return m.history(c.Values)
 	}
 	if err := m.check(c); err != nil {
 		m.tellErr(err)
@@ -764,7 +787,7 @@ func (m *Model) inputKey(k tea.KeyPressMsg) tea.Cmd {
 	switch k.String() {
 	case "esc":
 		if p.kind == promptFilter {
-			m.nodes.setFilter("")
+			m.setFilter("")
 		}
 		m.input = nil
 		return nil
@@ -772,8 +795,10 @@ func (m *Model) inputKey(k tea.KeyPressMsg) tea.Cmd {
 		val := strings.TrimSpace(p.ti.Value())
 		if p.kind == promptFilter {
 			m.input = nil
-			m.nodes.setFilter(val)
-			if val != "" {
+			m.setFilter(val)
+			if val != "" && m.focused() == m.events {
+				m.tell(levelInfo, fmt.Sprintf("events matching %q: %d of %d (esc clears)", val, len(m.events.shown), len(m.events.events)))
+			} else if val != "" {
 				m.tell(levelInfo, fmt.Sprintf("filter %q: %d of %d nodes (esc clears)", val, len(m.nodes.nodeRows), m.nodes.total))
 			}
 			return nil
@@ -796,9 +821,61 @@ func (m *Model) inputKey(k tea.KeyPressMsg) tea.Cmd {
 	}
 	cmd := p.Update(k)
 	if p.kind == promptFilter {
-		m.nodes.setFilter(p.ti.Value())
+		m.setFilter(p.ti.Value())
 	}
 	return cmd
+}
+
+// setFilter filters the pane in focus: the events when they are, else
+// the nodes.
+func (m *Model) setFilter(f string) {
+	if m.focused() == m.events {
+		m.events.setFilter(f)
+		return
+	}
+	m.nodes.setFilter(f)
+}
+
+// history asks an agent for the deployment's history (the verb's --since,
+// --node, --limit; the last hour by default) and merges it into the event
+// log, which takes the focus.
+func (m *Model) history(values map[string]string) tea.Cmd {
+	h, ok := m.opts.Backend.(Historian)
+	if !ok {
+		m.tell(levelWarn, "this console cannot read history: run hatui --exec 'history --since 1h' on a node")
+		return nil
+	}
+	if values["--since"] == "" {
+		values = maps.Clone(values)
+		values["--since"] = "1h" // the console's log already holds what is newer
+	}
+	req, err := verb.HistoryRequest(values, m.opts.Now())
+	if err != nil {
+		m.tellErr(err)
+		return nil
+	}
+	m.tell(levelInfo, "reading history since "+req.Since.Local().Format("15:04:05")+"…")
+	return func() tea.Msg {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		res, err := h.History(ctx, req)
+		return historyMsg{req: req, h: res, err: err}
+	}
+}
+
+// gotHistory merges a history answer into the event log.
+func (m *Model) gotHistory(msg historyMsg) {
+	if msg.err != nil {
+		m.tellErr(msg.err)
+		return
+	}
+	m.events.add(cleanEvents(msg.h.Events)...)
+	m.setFocus(slices.Index(m.panes, focusable(m.events)))
+	note := fmt.Sprintf("history: %d entries since %s in the event log (/ filters, end jumps to now)", len(msg.h.Events), msg.req.Since.Local().Format("15:04:05"))
+	if msg.h.Truncated {
+		note += "; older ones left out: narrow with --since or --node"
+	}
+	m.tell(levelInfo, note)
 }
 
 // summary is the one-line state of the deployment for `:status`.

@@ -445,6 +445,9 @@ func (p *nodePane) heading(r nodeRow) string {
 		// Its quorum as this island counts it says nothing of the site.
 		return s + " " + st.warn.Render("out of sight") + st.dim.Render(" (island)")
 	}
+	if sd := cutOff(p.snap, r.site.Name); sd != nil {
+		s += " " + st.warn.Render("cut off") + st.dim.Render(" (as "+sd.Via+" sees it)")
+	}
 	q := c.Quorum
 	if q.Voters > 0 {
 		if q.HasQuorum {

@@ -19,7 +19,9 @@ package verb
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -625,4 +627,43 @@ func (t *Table) Help() string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// HistoryRequest builds a history request from the verb's value flags:
+// --since takes a duration back from now ("90m", "2h", "3d"), --node a
+// node, --limit a count.
+func HistoryRequest(values map[string]string, now time.Time) (protocol.HistoryRequest, error) {
+	var req protocol.HistoryRequest
+	if v, ok := values["--since"]; ok {
+		d, err := parseAge(v)
+		if err != nil {
+			return req, protocol.Errorf(protocol.CodeUsage, "a duration such as 30m, 2h or 3d", "--since %q: %v", v, err)
+		}
+		req.Since = now.Add(-d)
+	}
+	req.Node = values["--node"]
+	if v, ok := values["--limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return req, protocol.Errorf(protocol.CodeUsage, "a positive whole number such as 100", "--limit %q is not a count", v)
+		}
+		req.Limit = n
+	}
+	return req, nil
+}
+
+// parseAge is time.ParseDuration that also takes days ("3d").
+func parseAge(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("not a number of days")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err == nil && d < 0 {
+		err = fmt.Errorf("negative")
+	}
+	return d, err
 }

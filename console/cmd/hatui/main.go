@@ -20,6 +20,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ const version = "0.1.0"
 
 type flags struct {
 	exec, socket, identity, jump, knownHosts, sshConfig string
+	entry                                               string
 	json, demo, readOnly, noColor, yes                  bool
 	timeout                                             time.Duration
 	target                                              string
@@ -53,6 +55,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.BoolVar(&f.json, "json", false, "with --exec: print stable JSON")
 	fs.BoolVar(&f.yes, "yes", false, "with --exec: confirm an irreversible verb (promote, reseed, fence, geo confirm, power off)")
 	fs.BoolVar(&f.demo, "demo", false, "start a whole fake deployment on this machine and connect to it")
+	fs.StringVar(&f.entry, "entry", "", "with --demo: the demo `node` to connect through (default its first)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "remove every action: look, never touch")
 	fs.BoolVar(&f.noColor, "no-color", false, "no colour (NO_COLOR is honoured too)")
 	fs.StringVar(&f.socket, "socket", sshdial.DefaultSocketPath, "the agent's Unix socket `path` on the node")
@@ -88,6 +91,9 @@ func parseFlags(args []string) (*flags, error) {
 	}
 	if f.demo && f.target != "" {
 		return nil, errors.New("--demo runs its own deployment: leave out the target")
+	}
+	if f.entry != "" && !f.demo {
+		return nil, errors.New("--entry chooses the demo node to connect through: use it with --demo, or name the node as the target")
 	}
 	return f, nil
 }
@@ -151,6 +157,13 @@ func connection(ctx context.Context, f *flags) (*conn, error) {
 			return nil, err
 		}
 		first := demo.Layout[0].Node
+		if f.entry != "" {
+			if !strings.Contains(", "+demoNodes()+", ", ", "+f.entry+", ") {
+				d.Close()
+				return nil, &protocol.Error{Code: protocol.CodeUnknownNode, Message: fmt.Sprintf("no demo node named %q", f.entry), Hint: "the demo's nodes: " + demoNodes()}
+			}
+			first = f.entry
+		}
 		return &conn{
 			entry: first, dial: d.Dial(first), demo: d, close: d.Close,
 			resolve: func(n protocol.Node) (client.DialFunc, bool) { return d.Dial(n.Name), true },
@@ -187,7 +200,10 @@ func connection(ctx context.Context, f *flags) (*conn, error) {
 	}
 	t, _ := sshdial.ParseTarget(f.target)
 	dialers := map[string]*sshdial.Dialer{}
+	var dialersMu sync.Mutex // the session's site watches resolve at once
 	c := &conn{entry: f.target, dial: d.Dial, close: func() {
+		dialersMu.Lock()
+		defer dialersMu.Unlock()
 		d.Close()
 		for _, o := range dialers {
 			o.Close()
@@ -196,6 +212,8 @@ func connection(ctx context.Context, f *flags) (*conn, error) {
 	// Another member is reached through its own sshd at the address it
 	// gossips from, as the same user and port, with the same keys.
 	c.resolve = func(n protocol.Node) (client.DialFunc, bool) {
+		dialersMu.Lock()
+		defer dialersMu.Unlock()
 		host, _, err := net.SplitHostPort(n.Addr)
 		if err != nil {
 			return nil, false
@@ -239,8 +257,17 @@ func sshError(err error) error {
 
 // backend routes demo verbs to the demo and everything else to an agent.
 type backend struct {
-	demo *demo.Deployment
-	do   func(context.Context, protocol.Action, func(protocol.Progress)) (protocol.Result, error)
+	demo    *demo.Deployment
+	do      func(context.Context, protocol.Action, func(protocol.Progress)) (protocol.Result, error)
+	history func(context.Context, protocol.HistoryRequest) (*protocol.History, error)
+}
+
+// History reads the deployment's history from an agent.
+func (b backend) History(ctx context.Context, req protocol.HistoryRequest) (*protocol.History, error) {
+	if b.history == nil {
+		return nil, &protocol.Error{Code: protocol.CodeRefused, Message: "this console cannot read history"}
+	}
+	return b.history(ctx, req)
 }
 
 func (b backend) Do(ctx context.Context, a protocol.Action, progress func(protocol.Progress)) (protocol.Result, error) {
@@ -271,14 +298,19 @@ func runExec(ctx context.Context, f *flags, c *conn) int {
 		return r.Fail(fmt.Errorf("reaching %s: %w", c.entry, err))
 	}
 	defer ac.Close()
+	// Status and geo decisions look through a node of every site, so a
+	// script on the far side of a partition sees both sides and its
+	// confirm reaches the side that can carry it out.
+	views := session.NewViews(ac, c.resolve, client.Options{Client: "hatui/" + version, User: who()}, 3*time.Second)
+	defer views.Close()
 	r := &cli.Runner{
 		Table:   verb.New(verb.Options{Demo: c.demo != nil, ReadOnly: f.readOnly}),
 		JSON:    f.json,
 		Yes:     f.yes,
 		Out:     os.Stdout,
 		Err:     os.Stderr,
-		Do:      backend{demo: c.demo, do: ac.Do}.Do,
-		Status:  ac.Status,
+		Do:      backend{demo: c.demo, do: views.Do}.Do,
+		Status:  views.Status,
 		History: ac.History,
 	}
 	return r.Run(ctx, f.exec)
@@ -292,6 +324,8 @@ func runTUI(ctx context.Context, f *flags, c *conn) error {
 		NoColor:  f.noColor,
 		Backend: backend{demo: c.demo, do: func(ctx context.Context, a protocol.Action, p func(protocol.Progress)) (protocol.Result, error) {
 			return s.Do(ctx, a, p)
+		}, history: func(ctx context.Context, req protocol.HistoryRequest) (*protocol.History, error) {
+			return s.History(ctx, req)
 		}},
 	})
 	p := tea.NewProgram(model, tea.WithContext(ctx))
@@ -312,4 +346,13 @@ func runTUI(ctx context.Context, f *flags, c *conn) error {
 		return nil
 	}
 	return err
+}
+
+// demoNodes lists the demo's node names for a hint.
+func demoNodes() string {
+	var names []string
+	for _, n := range demo.Layout {
+		names = append(names, n.Node)
+	}
+	return strings.Join(names, ", ")
 }

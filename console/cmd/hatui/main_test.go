@@ -18,9 +18,11 @@ import (
 
 	"github.com/hatui/hatui/agent"
 	"github.com/hatui/hatui/agent/agenttest"
+	"github.com/hatui/hatui/console/session"
 	"github.com/hatui/hatui/console/sshdial/sshtest"
 	"github.com/hatui/hatui/demo"
 	"github.com/hatui/hatui/protocol"
+	"github.com/hatui/hatui/protocol/client"
 )
 
 // hatuiBin is the console binary, built once for the end-to-end tests.
@@ -348,5 +350,53 @@ func TestExecCheckExitCodes(t *testing.T) {
 	agenttest.WaitFor(t, 30*time.Second, "CRITICAL for the pending geo failover, seen from site b", func() (bool, string) {
 		out, code := check(d.SocketPath("pbx-b1"))
 		return code == 2 && strings.Contains(out, "HATUI CRITICAL - geo failover a→b pending"), out
+	})
+}
+
+// TestExecAcrossPartition: --exec's status and geo decisions through an
+// entry inside a cut site. The status looks through a node of every other
+// site too, so it carries the partition (both sides, the majority's
+// pending failover) in its JSON; "geo abort b" goes to the majority side,
+// which alone can carry it out, and is carried out.
+func TestExecAcrossPartition(t *testing.T) {
+	d := startDemo(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	entry, err := client.Connect(ctx, d.Dial("pbx-a1"), client.Options{Client: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer entry.Close()
+	views := session.NewViews(entry, func(n protocol.Node) (client.DialFunc, bool) { return d.Dial(n.Name), true }, client.Options{Client: "test"}, 3*time.Second)
+	defer views.Close()
+	if snap, err := views.Status(ctx, ""); err != nil || snap.Partition != nil {
+		t.Fatalf("healthy: partition %+v, err %v; want none", snap.Partition, err)
+	}
+	if _, _, err := d.Do(protocol.Action{Verb: "demo cut", Args: []string{"a"}}); err != nil {
+		t.Fatal(err)
+	}
+	var snap *protocol.Snapshot
+	agenttest.WaitFor(t, 40*time.Second, "the partition and the majority's pending failover", func() (bool, string) {
+		snap, err = views.Status(ctx, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		b, _ := json.Marshal(snap)
+		return snap.Partition != nil && snap.Partition.Quorum != "" && snap.Partition.Quorum != "pbx-a1" &&
+			snap.Geo != nil && snap.Geo.Pending != nil && snap.Geo.Pending.To == "b" && strings.Contains(string(b), `"partition":{"sides":[`), string(b)
+	})
+	if sides := snap.Partition.Sides; len(sides) != 2 || sides[1].Via != "pbx-a1" || !sides[1].Island {
+		t.Errorf("sides %+v, want the majority's then pbx-a1's island", sides)
+	}
+	res, err := views.Do(ctx, protocol.Action{Verb: "geo abort", Args: []string{"b"}}, nil)
+	if err != nil || !res.OK {
+		t.Fatalf("geo abort through the entry inside the cut: %+v, %v", res, err)
+	}
+	agenttest.WaitFor(t, 20*time.Second, "the failover aborted", func() (bool, string) {
+		snap, err = views.Status(ctx, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return snap.Geo != nil && (snap.Geo.Pending == nil || snap.Geo.Pending.State != "pending"), fmt.Sprintf("%+v", snap.Geo)
 	})
 }
