@@ -175,7 +175,7 @@ func (p *eventPane) line(e protocol.Event, nodeW int, wide bool) string {
 	}
 	// An audit entry says who acted and how it ended.
 	if e.User != "" {
-		s += st.dim.Render(e.User+": ")
+		s += st.dim.Render(e.User + ": ")
 	}
 	s += e.Message
 	if e.Result != "" && !strings.Contains(e.Message, e.Result) {
