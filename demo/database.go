@@ -100,7 +100,7 @@ func databaseFeature(d *Deployment, n *Node) (agent.FeatureFunc, error) {
 	if n.Name != demoMaster && n.Name != demoStandby {
 		return nil, nil
 	}
-	if demoPGAvailable() != nil || os.Getenv("HATUI_DEMO_NO_DATABASE") != "" {
+	if d.noDB || demoPGAvailable() != nil || os.Getenv("HATUI_DEMO_NO_DATABASE") != "" {
 		return nil, nil
 	}
 	p, err := demoPGFor(d, n)

@@ -50,6 +50,11 @@ type Options struct {
 	Subnet string
 	// Logger receives the agents' logs; nil discards them.
 	Logger *log.Logger
+	// Name is the deployment's name ("demo" when empty), so that several
+	// demos on one overview can be told apart.
+	Name string
+	// NoDatabase leaves PostgreSQL out even where it could run.
+	NoDatabase bool
 }
 
 // Node is one demo node.
@@ -68,6 +73,7 @@ type Deployment struct {
 	mu      sync.Mutex
 	nodes   []*Node
 	cuts    map[string]int // site → partition group
+	noDB    bool
 	nextCut int
 	closers []func()
 	closed  bool
@@ -76,7 +82,11 @@ type Deployment struct {
 // Start builds and starts the deployment. It returns once every agent is
 // listening; call WaitConverged to wait until they all see each other.
 func Start(o Options) (*Deployment, error) {
-	d := &Deployment{net: partition.NewNetwork(), dir: o.Dir, logger: o.Logger, cuts: map[string]int{}}
+	d := &Deployment{net: partition.NewNetwork(), dir: o.Dir, logger: o.Logger, cuts: map[string]int{}, noDB: o.NoDatabase}
+	name := o.Name
+	if name == "" {
+		name = "demo"
+	}
 	if d.dir == "" {
 		dir, err := os.MkdirTemp("", "hatui-demo-")
 		if err != nil {
@@ -101,7 +111,7 @@ func Start(o Options) (*Deployment, error) {
 		if first != "" {
 			join = fmt.Sprintf("%q", first)
 		}
-		data := fmt.Sprintf(`deployment = "demo"
+		data := fmt.Sprintf(`deployment = %q
 node = %q
 site = %q
 role = %q
@@ -114,7 +124,7 @@ keys = [%q]
 join = [%s]
 [peer]
 timeout = "2s"
-`, n.Name, n.Site, n.Role, filepath.Join(d.dir, n.Name), filepath.Join(d.dir, n.Name, "ha-agent.sock"), n.IP, key, join)
+`, name, n.Name, n.Site, n.Role, filepath.Join(d.dir, n.Name), filepath.Join(d.dir, n.Name, "ha-agent.sock"), n.IP, key, join)
 		cfg, err := config.Parse("demo/"+n.Name+".toml", []byte(data))
 		if err != nil {
 			d.Close()

@@ -37,6 +37,9 @@ type Options struct {
 	// Entry is the first agent to reach, named as the operator typed it.
 	Entry     string
 	EntryDial client.DialFunc
+	// Fallbacks are further entries the operator named, tried after the
+	// entry and the members learned from the view.
+	Fallbacks []Entry
 	// Resolve returns a way to reach another node's agent learned from a
 	// snapshot, or false when it cannot be reached from here. Without it
 	// the session watches through the entry alone.
@@ -95,6 +98,13 @@ func New(o Options) *Session {
 	return &Session{o: o, entry: &watch{}, sites: map[string]*watch{}, seen: map[string]struct{}{}}
 }
 
+// Entry is a way in to a deployment: a name for the operator and how to
+// dial its agent.
+type Entry struct {
+	Name string
+	Dial client.DialFunc
+}
+
 type candidate struct {
 	name string
 	dial client.DialFunc
@@ -108,8 +118,12 @@ func (s *Session) candidates(lost string) []candidate {
 	last := s.merged
 	s.mu.Unlock()
 	var out []candidate
+	fallbacks := []candidate{{s.o.Entry, s.o.EntryDial}}
+	for _, f := range s.o.Fallbacks {
+		fallbacks = append(fallbacks, candidate{f.Name, f.Dial})
+	}
 	if last == nil {
-		return []candidate{{s.o.Entry, s.o.EntryDial}}
+		return fallbacks
 	}
 	for _, n := range last.Nodes() {
 		if n.Name == lost || n.Member != protocol.MemberAlive || s.o.Resolve == nil {
@@ -119,7 +133,7 @@ func (s *Session) candidates(lost string) []candidate {
 			out = append(out, candidate{n.Name, d})
 		}
 	}
-	return append(out, candidate{s.o.Entry, s.o.EntryDial})
+	return append(out, fallbacks...)
 }
 
 // siteCandidates lists the nodes of site to watch it through: those alive
@@ -155,9 +169,10 @@ func (s *Session) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.started = ctx
 	s.mu.Unlock()
-	lost := ""
+	lost, unreachable := "", ""
 	for ctx.Err() == nil {
 		connected := false
+		var failed []string
 		for _, c := range s.candidates(lost) {
 			if ctx.Err() != nil {
 				break
@@ -167,6 +182,7 @@ func (s *Session) Run(ctx context.Context) error {
 			}
 			conn, err := s.connect(ctx, c)
 			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s: %v", c.name, err))
 				continue
 			}
 			via := conn.Welcome().Node
@@ -174,13 +190,18 @@ func (s *Session) Run(ctx context.Context) error {
 			if lost != "" && lost != via {
 				note = fmt.Sprintf("reconnected through %s after %s stopped answering", via, lost)
 			}
-			connected = true
+			connected, unreachable = true, ""
 			err = s.follow(ctx, s.entry, conn, note)
 			lost = via
 			s.conn(ConnState{Via: via, Connected: false, Note: fmt.Sprintf("lost %s: %v", via, err)})
 			break
 		}
 		if !connected {
+			// Said once per different reason, not at every retry.
+			if note := "no agent answers (" + strings.Join(failed, "; ") + "); retrying"; ctx.Err() == nil && len(failed) > 0 && note != unreachable {
+				unreachable = note
+				s.conn(ConnState{Via: s.o.Entry, Note: note})
+			}
 			sleep(ctx, s.o.Retry)
 		}
 	}

@@ -56,8 +56,14 @@ func New(target string, opts Options) (*Dialer, error) {
 // to another cluster member when this one dies. Host keys accepted during
 // this run are trusted by both. The new Dialer has its own connection and
 // must be closed on its own.
+//
+// It never asks about an unknown host key: it is dialled while the screen
+// owns the terminal, so such a host is refused (its known_hosts entry is
+// the fix) rather than asked about in the middle of the screen.
 func (d *Dialer) For(target string) (*Dialer, error) {
-	nd, err := New(target, d.opts)
+	o := d.opts
+	o.AskUnknown = nil
+	nd, err := New(target, o)
 	if err != nil {
 		return nil, err
 	}

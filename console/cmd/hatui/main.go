@@ -40,7 +40,8 @@ const version = "0.1.0"
 
 type flags struct {
 	exec, socket, identity, jump, knownHosts, sshConfig string
-	entry                                               string
+	entry, deployments                                  string
+	targets                                             []string
 	json, demo, readOnly, noColor, yes                  bool
 	timeout                                             time.Duration
 	target                                              string
@@ -56,6 +57,7 @@ func parseFlags(args []string) (*flags, error) {
 	fs.BoolVar(&f.yes, "yes", false, "with --exec: confirm an irreversible verb (promote, reseed, fence, geo confirm, power off)")
 	fs.BoolVar(&f.demo, "demo", false, "start a whole fake deployment on this machine and connect to it")
 	fs.StringVar(&f.entry, "entry", "", "with --demo: the demo `node` to connect through (default its first)")
+	fs.StringVar(&f.deployments, "deployments", "", "the overview of several deployments: with --demo a `count` of demo deployments; else a file of named deployments (default ~/.config/hatui/deployments.toml when no target is given and it exists)")
 	fs.BoolVar(&f.readOnly, "read-only", false, "remove every action: look, never touch")
 	fs.BoolVar(&f.noColor, "no-color", false, "no colour (NO_COLOR is honoured too)")
 	fs.StringVar(&f.socket, "socket", sshdial.DefaultSocketPath, "the agent's Unix socket `path` on the node")
@@ -82,14 +84,16 @@ func parseFlags(args []string) (*flags, error) {
 		args = fs.Args()[1:]
 	}
 	switch {
+	case len(rest) > 1 && f.exec != "":
+		return nil, fmt.Errorf("--exec takes one target, got %q", rest)
 	case len(rest) > 1:
-		return nil, fmt.Errorf("one target at most, got %q", rest)
+		f.targets = rest // the overview: one deployment per target
 	case len(rest) == 1 && rest[0] == "version":
 		f.exec = "version"
 	case len(rest) == 1:
 		f.target = rest[0]
 	}
-	if f.demo && f.target != "" {
+	if f.demo && (f.target != "" || len(f.targets) > 0) {
 		return nil, errors.New("--demo runs its own deployment: leave out the target")
 	}
 	if f.entry != "" && !f.demo {
@@ -114,6 +118,16 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	if list, err := overviewList(f); err != nil {
+		fmt.Fprintln(os.Stderr, "hatui:", err)
+		return cli.ExitCode(err)
+	} else if list != nil {
+		if err := runOverview(ctx, f, list); err != nil {
+			fmt.Fprintln(os.Stderr, "hatui:", err)
+			return 1
+		}
+		return 0
+	}
 	conn, err := connection(ctx, f)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hatui:", err)
@@ -132,11 +146,12 @@ func run(args []string) int {
 
 // conn says how to reach the deployment.
 type conn struct {
-	entry   string
-	dial    client.DialFunc
-	resolve func(protocol.Node) (client.DialFunc, bool)
-	demo    *demo.Deployment
-	close   func()
+	entry     string
+	fallbacks []session.Entry
+	dial      client.DialFunc
+	resolve   func(protocol.Node) (client.DialFunc, bool)
+	demo      *demo.Deployment
+	close     func()
 }
 
 func who() string {
@@ -152,25 +167,40 @@ func connection(ctx context.Context, f *flags) (*conn, error) {
 		if f.exec == "" {
 			fmt.Fprintln(os.Stderr, "hatui: starting the demo deployment (two sites of two PBX nodes and an arbitrator, real Serf on loopback)...")
 		}
+		if f.entry != "" && !strings.Contains(", "+demoNodes()+", ", ", "+f.entry+", ") {
+			return nil, &protocol.Error{Code: protocol.CodeUnknownNode, Message: fmt.Sprintf("no demo node named %q", f.entry), Hint: "the demo's nodes: " + demoNodes()}
+		}
 		d, err := demo.Start(demo.Options{})
 		if err != nil {
 			return nil, err
 		}
-		first := demo.Layout[0].Node
-		if f.entry != "" {
-			if !strings.Contains(", "+demoNodes()+", ", ", "+f.entry+", ") {
-				d.Close()
-				return nil, &protocol.Error{Code: protocol.CodeUnknownNode, Message: fmt.Sprintf("no demo node named %q", f.entry), Hint: "the demo's nodes: " + demoNodes()}
-			}
-			first = f.entry
-		}
-		return &conn{
-			entry: first, dial: d.Dial(first), demo: d, close: d.Close,
-			resolve: func(n protocol.Node) (client.DialFunc, bool) { return d.Dial(n.Name), true },
-		}, nil
+		return demoConn(d, f.entry), nil
 	case f.target == "":
 		return &conn{entry: "local agent", dial: client.UnixDialer(f.socket), close: func() {}}, nil
 	}
+	opts := sshOptions(f)
+	// Under --exec nobody can answer a question: unknown hosts are refused.
+	if f.exec == "" {
+		opts.AskUnknown = sshdial.TerminalAsk(os.Stdin, os.Stderr)
+	}
+	c, d, err := sshConn(f.target, opts)
+	if err != nil {
+		return nil, err
+	}
+	// Log in now, before any screen is drawn, so that host key and
+	// passphrase questions are asked on a plain terminal and a refusal
+	// comes with ssh's own reason.
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := d.Connect(cctx); err != nil {
+		c.close()
+		return nil, sshError(err)
+	}
+	return c, nil
+}
+
+// sshOptions are the SSH options the flags give.
+func sshOptions(f *flags) sshdial.Options {
 	opts := sshdial.Options{SocketPath: f.socket, ProxyJump: f.jump}
 	if f.identity != "" {
 		opts.IdentityFiles = []string{f.identity}
@@ -181,27 +211,20 @@ func connection(ctx context.Context, f *flags) (*conn, error) {
 	if f.sshConfig != "" {
 		opts.ConfigFiles = []string{f.sshConfig}
 	}
-	// Under --exec nobody can answer a question: unknown hosts are refused.
-	if f.exec == "" {
-		opts.AskUnknown = sshdial.TerminalAsk(os.Stdin, os.Stderr)
-	}
-	d, err := sshdial.New(f.target, opts)
+	return opts
+}
+
+// sshConn is the way to a deployment through target's sshd, logging in
+// when first dialled, and to its other members through theirs.
+func sshConn(target string, opts sshdial.Options) (*conn, *sshdial.Dialer, error) {
+	d, err := sshdial.New(target, opts)
 	if err != nil {
-		return nil, sshError(err)
+		return nil, nil, sshError(err)
 	}
-	// Log in now, before any screen is drawn, so that host key and
-	// passphrase questions are asked on a plain terminal and a refusal
-	// comes with ssh's own reason.
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := d.Connect(cctx); err != nil {
-		d.Close()
-		return nil, sshError(err)
-	}
-	t, _ := sshdial.ParseTarget(f.target)
+	t, _ := sshdial.ParseTarget(target)
 	dialers := map[string]*sshdial.Dialer{}
 	var dialersMu sync.Mutex // the session's site watches resolve at once
-	c := &conn{entry: f.target, dial: d.Dial, close: func() {
+	c := &conn{entry: target, dial: d.Dial, close: func() {
 		dialersMu.Lock()
 		defer dialersMu.Unlock()
 		d.Close()
@@ -238,7 +261,7 @@ func connection(ctx context.Context, f *flags) (*conn, error) {
 		dialers[tgt] = nd
 		return nd.Dial, true
 	}
-	return c, nil
+	return c, d, nil
 }
 
 // sshError gives an SSH failure the protocol code that sets the exit
@@ -355,4 +378,16 @@ func demoNodes() string {
 		names = append(names, n.Node)
 	}
 	return strings.Join(names, ", ")
+}
+
+// demoConn is the way into a running demo through entry (its first node
+// when empty); the other nodes are dialled in process.
+func demoConn(d *demo.Deployment, entry string) *conn {
+	if entry == "" {
+		entry = demo.Layout[0].Node
+	}
+	return &conn{
+		entry: entry, dial: d.Dial(entry), demo: d, close: d.Close,
+		resolve: func(n protocol.Node) (client.DialFunc, bool) { return d.Dial(n.Name), true },
+	}
 }

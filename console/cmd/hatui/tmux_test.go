@@ -18,6 +18,7 @@ import (
 type tmuxSession struct {
 	t      *testing.T
 	server string
+	target string // the pane hatui runs in
 }
 
 func startTmux(t *testing.T, width, height int, command string) *tmuxSession {
@@ -28,7 +29,7 @@ func startTmux(t *testing.T, width, height int, command string) *tmuxSession {
 		}
 		t.Fatal("tmux not installed: CI must apt-get install tmux")
 	}
-	s := &tmuxSession{t: t, server: fmt.Sprintf("hatui-test-%d-%d", os.Getpid(), time.Now().UnixNano())}
+	s := &tmuxSession{t: t, server: fmt.Sprintf("hatui-test-%d-%d", os.Getpid(), time.Now().UnixNano()), target: "main"}
 	s.run("new-session", "-d", "-s", "main", "-x", fmt.Sprint(width), "-y", fmt.Sprint(height), command)
 	t.Cleanup(func() { exec.Command("tmux", "-L", s.server, "kill-server").Run() })
 	return s
@@ -44,7 +45,7 @@ func (s *tmuxSession) run(args ...string) string {
 }
 
 func (s *tmuxSession) screen() string {
-	out, err := exec.Command("tmux", "-L", s.server, "capture-pane", "-p", "-t", "main").CombinedOutput()
+	out, err := exec.Command("tmux", "-L", s.server, "capture-pane", "-p", "-t", s.target).CombinedOutput()
 	if err != nil {
 		return fmt.Sprintf("(capture-pane: %v: %s)", err, out)
 	}
@@ -52,7 +53,7 @@ func (s *tmuxSession) screen() string {
 }
 
 func (s *tmuxSession) keys(keys ...string) {
-	s.run(append([]string{"send-keys", "-t", "main"}, keys...)...)
+	s.run(append([]string{"send-keys", "-t", s.target}, keys...)...)
 }
 
 // waitScreen polls the screen until cond holds.
@@ -284,4 +285,125 @@ func BenchmarkDemoFirstScreen(b *testing.B) {
 	slices.Sort(samples)
 	b.ReportMetric(float64(samples[len(samples)/2].Milliseconds()), "median-ms/first-screen")
 	b.ReportMetric(float64(samples[len(samples)-1].Milliseconds()), "worst-ms/first-screen")
+}
+
+// startTmuxBehind runs command in a window that is not the session's
+// current one, so that tmux records its bell (window_bell_flag).
+func startTmuxBehind(t *testing.T, width, height int, command string) *tmuxSession {
+	t.Helper()
+	s := startTmux(t, width, height, "sleep 100000")
+	s.run("new-window", "-d", "-t", "main:1", "-n", "hatui", command)
+	s.target = "main:1"
+	return s
+}
+
+// bell reports whether the window rang the bell since it was last reset.
+func (s *tmuxSession) bell() bool {
+	return strings.TrimSpace(s.run("display-message", "-p", "-t", s.target, "#{window_bell_flag}")) == "1"
+}
+
+// overviewRows are the overview's deployment rows, in screen order.
+func overviewRows(screen string) []string {
+	var out []string
+	for _, l := range strings.Split(screen, "\n") {
+		if m := regexp.MustCompile(`^(> |  )(demo-\d+)\s`).FindStringSubmatch(l); m != nil {
+			out = append(out, strings.TrimSpace(l))
+		}
+	}
+	return out
+}
+
+// TestNOCOverview: three demo deployments on one overview. The one that
+// starts with a geo failover pending is the first row and the first loud
+// line, and rang the bell; opened, its failover is confirmed and site b
+// serves; back on the overview it is an ordinary row. A deployment whose
+// every node is down is shown unreachable with the reason, and comes back
+// when they return. About 60 s.
+func TestNOCOverview(t *testing.T) {
+	s := startTmuxBehind(t, 150, 40, hatuiBin+" --demo --deployments 3")
+	s.waitScreen("three deployments, demo-2's pending failover first", 60*time.Second, func(sc string) bool {
+		rows := overviewRows(sc)
+		return len(rows) == 3 && strings.Contains(rows[0], "demo-2") && strings.Contains(rows[0], "GEO FAILOVER") &&
+			strings.Contains(sc, "!! GEO FAILOVER demo-2: a → b by itself in") &&
+			strings.Contains(rows[1], "OK") && strings.Contains(rows[2], "OK")
+	})
+	if !s.bell() {
+		t.Error("a new pending geo failover did not ring the bell")
+	}
+	if sc := s.screen(); !strings.Contains(sc, "NEW geo failover a→b pending") {
+		t.Errorf("the new alarm is not marked until seen:\n%s", sc)
+	}
+
+	s.keys("k") // the cursor starts on demo-1, second now
+	s.keys("Enter")
+	s.waitScreen("demo-2's own screen", 10*time.Second, func(sc string) bool {
+		return strings.Contains(sc, "hatui · demo-2") && strings.Contains(sc, "!! GEO FAILOVER a → b")
+	})
+	s.keys("c")
+	s.waitScreen("the confirm dialog", 10*time.Second, func(sc string) bool { return strings.Contains(sc, "GEO CONFIRM b") })
+	s.keys("b", "Enter")
+	s.waitScreen("site b serving", 40*time.Second, func(sc string) bool {
+		return strings.Contains(sc, "GEO ticket geo → b ") && !strings.Contains(sc, "!! GEO FAILOVER")
+	})
+	s.keys("Escape")
+	s.waitScreen("back on the overview, demo-2 an ordinary row", 20*time.Second, func(sc string) bool {
+		rows := overviewRows(sc)
+		return len(rows) == 3 && !strings.Contains(sc, "!! GEO FAILOVER") && !strings.Contains(sc, "NEW ")
+	})
+
+	// Every node of demo-3 down: the deployment is unreachable.
+	s.keys("j") // demo-2 → demo-3, the rows in name order now
+	s.waitScreen("the cursor on demo-3", 10*time.Second, func(sc string) bool {
+		return slices.ContainsFunc(overviewRows(sc), func(r string) bool { return strings.HasPrefix(r, "> demo-3") })
+	})
+	s.keys("Enter")
+	s.waitScreen("demo-3's own screen", 10*time.Second, func(sc string) bool { return strings.Contains(sc, "hatui · demo-3") })
+	for _, l := range demo.Layout {
+		s.keys(":", "demo kill "+l.Node, "Enter")
+	}
+	s.keys("Escape")
+	s.waitScreen("demo-3 unreachable with the reason", 40*time.Second, func(sc string) bool {
+		rows := overviewRows(sc)
+		return len(rows) == 3 && strings.Contains(rows[0], "demo-3") && strings.Contains(rows[0], "UNREACHABLE") &&
+			strings.Contains(rows[0], "killed in the demo") && strings.Contains(sc, "1 unreachable")
+	})
+	s.keys("Enter")
+	for _, l := range demo.Layout {
+		s.keys(":", "demo revive "+l.Node, "Enter")
+	}
+	s.keys("Escape")
+	s.waitScreen("demo-3 back", 60*time.Second, func(sc string) bool {
+		rows := overviewRows(sc)
+		return len(rows) == 3 && !strings.Contains(sc, "UNREACHABLE") && slices.ContainsFunc(rows, func(r string) bool {
+			return strings.Contains(r, "demo-3") && strings.Contains(r, "5/5")
+		})
+	})
+}
+
+// BenchmarkOverviewFirstScreen measures `hatui --demo --deployments 20`
+// from exec to an overview with every deployment's five nodes online, in
+// a 150×40 tmux terminal: 100 real agents start on this machine first.
+func BenchmarkOverviewFirstScreen(b *testing.B) {
+	var samples []time.Duration
+	for i := 0; i < b.N; i++ {
+		server := fmt.Sprintf("hatui-bench-ov-%d-%d", os.Getpid(), i)
+		start := time.Now()
+		if out, err := exec.Command("tmux", "-L", server, "new-session", "-d", "-s", "main", "-x", "150", "-y", "40", hatuiBin+" --demo --deployments 20").CombinedOutput(); err != nil {
+			b.Fatalf("tmux: %v %s", err, out)
+		}
+		for {
+			out, _ := exec.Command("tmux", "-L", server, "capture-pane", "-p", "-t", "main").CombinedOutput()
+			if rows := overviewRows(string(out)); len(rows) == 20 && !slices.ContainsFunc(rows, func(r string) bool { return !strings.Contains(r, " 5/5 ") }) {
+				break
+			}
+			if time.Since(start) > 120*time.Second {
+				b.Fatalf("no full overview after 120s:\n%s", out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		samples = append(samples, time.Since(start))
+		exec.Command("tmux", "-L", server, "kill-server").Run()
+	}
+	slices.Sort(samples)
+	b.ReportMetric(float64(samples[len(samples)/2].Milliseconds()), "median-ms/first-overview")
 }
