@@ -218,14 +218,21 @@ func (o *Overview) sorted() []*deployment {
 		}
 		return 0, false
 	}
+	// grade: the higher, the worse, the sooner on the screen.
 	grade := func(d *deployment) int {
 		switch {
 		case d.known && !d.connected:
 			return 4
 		case d.m.snap == nil:
-			return 1
+			return 1 // not heard from yet: above the healthy
 		}
-		return 3 - d.checked().Code // 2 critical → 1, 0 ok → 3
+		switch d.checked().Code {
+		case cli.CheckCritical:
+			return 3
+		case cli.CheckOK:
+			return 0
+		}
+		return 2 // a warning, or a check that could not tell
 	}
 	slices.SortStableFunc(out, func(a, b *deployment) int {
 		la, pa := left(a)
@@ -371,10 +378,13 @@ func (o *Overview) row(d *deployment, nameW, w int, now time.Time) string {
 				geo = fmt.Sprintf("%s→%s %s", f.From, f.To, countdown(f.Expires.Sub(now)))
 			}
 		}
-		what = strings.Join(append(r.Critical, r.Warning...), " · ")
+		// What the operator must act on first, then the cut that explains
+		// it, then what only needs watching.
+		parts := slices.Clone(r.Critical)
 		if s.Partition != nil {
-			what = "partition · " + what
+			parts = append(parts, "partition")
 		}
+		what = strings.Join(append(parts, r.Warning...), " · ")
 		if flash {
 			what = st.loud.Render("NEW ") + what
 		}

@@ -3,12 +3,15 @@ package tui
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
+	"github.com/hatui/hatui/console/cli"
+	"github.com/hatui/hatui/protocol"
 )
 
 // overviewOf builds an overview of n deployments on the frozen clock, each
@@ -129,5 +132,32 @@ func BenchmarkOverview50(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		o.tick++
 		_ = o.View()
+	}
+}
+
+// TestOverviewOrder: with no failover pending, the worse deployment comes
+// first: an UNCLEAN node (critical) sorts above the others, whatever its
+// name.
+func TestOverviewOrder(t *testing.T) {
+	o := overviewOf(t, 3, nil)
+	for i := 0; i < 2; i++ { // nothing to report: OK
+		o.Update(DeploymentMsg{Index: i, Msg: SnapshotMsg{&protocol.Snapshot{Deployment: fmt.Sprintf("dep-%02d", i), Time: fixedNow}}})
+	}
+	s := fixture(t)
+	s.Deployment = "dep-02"
+	s.Geo.Pending = nil
+	s.Sites[0].Clusters[0].Nodes[0].State = protocol.StateUnclean
+	if r := cli.Check(s); r.Code != cli.CheckCritical {
+		t.Fatalf("fixture check %d, want critical", r.Code)
+	}
+	o.Update(DeploymentMsg{Index: 2, Msg: SnapshotMsg{s}})
+	var rows []string
+	for _, l := range strings.Split(overviewScreen(o), "\n") {
+		if strings.HasPrefix(strings.TrimLeft(l, "> "), "dep-0") {
+			rows = append(rows, strings.Fields(strings.TrimLeft(l, "> "))[0])
+		}
+	}
+	if want := []string{"dep-02", "dep-00", "dep-01"}; !slices.Equal(rows, want) {
+		t.Fatalf("rows %q, want %q: the critical deployment first, then by name", rows, want)
 	}
 }

@@ -346,9 +346,11 @@ func TestNOCOverview(t *testing.T) {
 		return strings.Contains(sc, "GEO ticket geo → b ") && !strings.Contains(sc, "!! GEO FAILOVER")
 	})
 	s.keys("Escape")
-	s.waitScreen("back on the overview, demo-2 an ordinary row", 20*time.Second, func(sc string) bool {
+	s.waitScreen("back on the overview, demo-2 an ordinary row, all three OK in name order", 40*time.Second, func(sc string) bool {
 		rows := overviewRows(sc)
-		return len(rows) == 3 && !strings.Contains(sc, "!! GEO FAILOVER") && !strings.Contains(sc, "NEW ")
+		return len(rows) == 3 && !strings.Contains(sc, "!! GEO FAILOVER") && !strings.Contains(sc, "NEW ") &&
+			strings.HasPrefix(rows[0], "demo-1 ") && strings.HasPrefix(rows[1], "> demo-2 ") && strings.HasPrefix(rows[2], "demo-3 ") &&
+			!slices.ContainsFunc(rows, func(r string) bool { return !strings.Contains(r, " OK ") })
 	})
 
 	// Every node of demo-3 down: the deployment is unreachable.
