@@ -236,7 +236,10 @@ func TestFaultClasses(t *testing.T) {
 	checks := sipCheck("sip-options", "major", "500ms", "400ms", 2) +
 		// Nothing listens on 5099: this minor check fails from the start.
 		sipCheckAt("sip-minor", "minor", "500ms", "400ms", 1, vipAddr+":5099")
-	c := newCluster(t, opts{witness: true, checks: &checks,
+	// sipStop: the stop script may wait a second for a frozen sipp before
+	// it kills it; on a loaded 2-core machine the default 1.5 s did not
+	// always cover that, and a failed stop is a different fault class.
+	c := newCluster(t, opts{witness: true, checks: &checks, sipStop: "5s",
 		group: fmt.Sprintf("max_restarts = %d\nrestart_window = \"5m\"\nmigration_threshold = 10\n", maxRestarts)})
 	h := c.waitStarted(60*time.Second, "")
 	since := time.Now()
