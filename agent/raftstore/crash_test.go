@@ -322,3 +322,53 @@ func TestUnreadableLogNamesFileAndRemedy(t *testing.T) {
 		}
 	}
 }
+
+// TestRebuildInterruptedByCrash: a crash during a rebuild leaves either
+// a half-written wal.new beside the old log (discarded, the rebuild runs
+// again) or a complete wal.new with the old log already moved aside
+// (put in place). Either way the next open has every entry.
+func TestRebuildInterruptedByCrash(t *testing.T) {
+	for _, when := range []string{"while copying", "between the renames"} {
+		t.Run(when, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, "test", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			store(t, s, 1, 1, 10)
+			s.Close()
+			sealWithoutIndex(t, dir, 10)
+			walDir := filepath.Join(dir, "wal")
+			switch when {
+			case "while copying":
+				if err := os.MkdirAll(walDir+".new", 0o700); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(walDir+".new", "wal-meta.db"), []byte("half"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			case "between the renames":
+				// Let a rebuild finish, then undo its last rename.
+				s, err := Open(dir, "test", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				if err := os.Rename(walDir, walDir+".new"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s, err = Open(dir, "test", nil)
+			if err != nil {
+				t.Fatalf("open after a rebuild interrupted %s: %v", when, err)
+			}
+			defer s.Close()
+			if first, last := readAll(t, s); first != 1 || last != 10 {
+				t.Fatalf("log is %d..%d, want 1..10", first, last)
+			}
+			if _, err := os.Stat(walDir + ".new"); !os.IsNotExist(err) {
+				t.Errorf("wal.new is still there: %v", err)
+			}
+		})
+	}
+}
