@@ -355,8 +355,9 @@ func engineConfig(c *config.Config) failover.Config {
 		AllowAgentCrashRisk: fc.AllowAgentCrashRisk,
 		// Where the geo manager drives the cluster, it alone activates it:
 		// a backup site must not start serving because its cluster formed.
-		Activate: fc.Activate && !(c.Geo.Enabled && c.Geo.Service == config.GeoServiceCluster),
-		DataDir:  filepath.Join(c.StateDir, "failover"),
+		Activate:  fc.Activate && !(c.Geo.Enabled && c.Geo.Service == config.GeoServiceCluster),
+		GeoDriven: c.Geo.Enabled && c.Geo.Service == config.GeoServiceCluster,
+		DataDir:   filepath.Join(c.StateDir, "failover"),
 		Timing: failover.Timing{
 			Keepalive: fc.Timing.Keepalive.Duration, WarnTime: fc.Timing.WarnTime.Duration,
 			DeadTime: fc.Timing.DeadTime.Duration, InitDead: fc.Timing.InitDead.Duration,
@@ -552,7 +553,7 @@ func (f *Feature) Plan(ctx context.Context, a protocol.Action, c localapi.Caller
 		return nil, protocol.Errorf(protocol.CodeUsage, "run 'status' to list the groups",
 			"cluster %s runs group %s, not %s", f.cfg.Cluster, f.cfg.Failover.Group, a.Args[0])
 	}
-	if st := f.eng.Status(); !a.DryRun && !st.Activated &&
+	if st := f.eng.Status(); !a.DryRun && !st.Activated && !st.PendingActivate &&
 		(a.Verb == "cluster disable" || a.Verb == "cluster stop" && st.Group.Active == "") {
 		// Idempotent, so that the geo manager can always ask for it. A
 		// stop of a disabled cluster whose group still runs, unmanaged,

@@ -206,6 +206,9 @@ func (e *Engine) Plan(a protocol.Action) (Job, error) {
 		if len(a.Args) != 0 {
 			return nil, usage(a.Verb)
 		}
+		if !st.Activated && st.AutoActivate {
+			return e.planCancelActivate(a), nil
+		}
 		if !st.Activated {
 			return nil, refusal(a.Verb, "", "cluster %s is not activated", st.Cluster)
 		}
@@ -593,6 +596,21 @@ func (e *Engine) planActivate(st *State, a protocol.Action) Job {
 			return failed(protocol.Errorf(protocol.CodeFailed, "see status", "cluster %s is active, but %s has not started (%s on %s)", e.cfg.Cluster, e.cfg.Group, got.Group.Phase, orNobody(got.Group.Holder)))
 		}
 		return ok(fmt.Sprintf("cluster %s is active; %s runs on %s", e.cfg.Cluster, e.cfg.Group, got.Group.Holder))
+	}
+}
+
+// planCancelActivate drops an activate from the configuration that still
+// waits for every voter: a disable or stop before the cluster ever
+// activated leaves it inactive until an explicit activate.
+func (e *Engine) planCancelActivate(a protocol.Action) Job {
+	return func(ctx context.Context, progress func(protocol.Progress)) protocol.Result {
+		if a.DryRun {
+			return ok("dry run: would cancel the activate pending until every voter has joined")
+		}
+		if _, err := e.propose(ctx, &command{Op: opDeactivate}); err != nil {
+			return failed(err)
+		}
+		return ok("cluster " + e.cfg.Cluster + " stays inactive: the activate pending until every voter joined is cancelled")
 	}
 }
 

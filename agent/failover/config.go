@@ -51,6 +51,11 @@ type Config struct {
 	// When false, nothing is started until an operator runs activate
 	// (edgeBOX: activate after a dry run).
 	Activate bool `toml:"activate"`
+	// GeoDriven says the geo manager starts and stops this node's
+	// cluster ("cluster activate", "cluster stop"). Announced to the
+	// others, it keeps the cluster from activating itself on forming,
+	// whatever the other voters' Activate says.
+	GeoDriven bool `toml:"-"`
 	// DataDir keeps the decision state (raft log and snapshots) across
 	// restarts. Empty keeps it in memory, for tests and the demo only.
 	DataDir string `toml:"data_dir"`

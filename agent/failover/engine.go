@@ -427,7 +427,7 @@ func (e *Engine) step(now time.Time) {
 	}
 	if me.Inc != e.inc {
 		e.async("hello", func(ctx context.Context) {
-			e.propose(ctx, &command{Op: opHello, Node: e.cfg.Node, Watchdog: e.deps.Kick != nil, Fences: e.fences()})
+			e.propose(ctx, &command{Op: opHello, Node: e.cfg.Node, Watchdog: e.deps.Kick != nil, Fences: e.fences(), Geo: e.cfg.GeoDriven})
 		})
 	}
 	e.report(st, v)
@@ -632,7 +632,7 @@ func (e *Engine) decide(st *State, v view, now time.Time) {
 	g := st.Group
 	switch {
 	case !st.Activated:
-		e.w.set(want{kind: wantUnmanaged, reason: "cluster " + st.Cluster + " is not activated"})
+		e.w.set(want{kind: wantUnmanaged, reason: st.notActivated()})
 		return
 	case me.Maintenance:
 		e.w.set(want{kind: wantUnmanaged, reason: e.cfg.Node + " is in maintenance"})

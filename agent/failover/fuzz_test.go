@@ -93,6 +93,9 @@ func fuzzState() *State {
 	st := newState()
 	st.apply(&command{Op: opInit, Cluster: "site-a", Group: "pbx", Activate: true,
 		Voters: []Voter{{Name: "pbx-a1"}, {Name: "pbx-a2"}, {Name: "wit-a", Witness: true}}})
+	for _, n := range []string{"pbx-a1", "pbx-a2", "wit-a"} {
+		st.apply(&command{Op: opHello, Node: n, Inc: "1"})
+	}
 	st.apply(&command{Op: opAcquire, Node: "pbx-a1", Inc: "1", Evidence: EvidenceVacant})
 	return st
 }

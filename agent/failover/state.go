@@ -80,9 +80,12 @@ type NodeRecord struct {
 	Name    string `json:"name"`
 	Witness bool   `json:"witness,omitempty"`
 	// Inc is the incarnation its engine last announced.
-	Inc         string `json:"inc,omitempty"`
-	Standby     bool   `json:"standby,omitempty"`
-	Maintenance bool   `json:"maintenance,omitempty"`
+	Inc string `json:"inc,omitempty"`
+	// Geo says the geo manager drives the cluster from this node (its
+	// hello said so).
+	Geo         bool `json:"geo,omitempty"`
+	Standby     bool `json:"standby,omitempty"`
+	Maintenance bool `json:"maintenance,omitempty"`
 	// Disabled is set by cluster disable: the node no longer acts on
 	// failures (a holder keeps its group, unmanaged).
 	Disabled bool `json:"disabled,omitempty"`
@@ -135,13 +138,20 @@ type State struct {
 	Initialized bool   `json:"initialized"`
 	Cluster     string `json:"cluster"`
 	// Voters are the voters in order of preference.
-	Voters      []Voter                  `json:"voters"`
-	TwoNodeRisk bool                     `json:"two_node_risk,omitempty"`
-	Activated   bool                     `json:"activated"`
-	Group       GroupRecord              `json:"group"`
-	Nodes       map[string]*NodeRecord   `json:"nodes"`
-	Actions     map[uint64]*ActionRecord `json:"actions,omitempty"`
-	NextAction  uint64                   `json:"next_action"`
+	Voters      []Voter `json:"voters"`
+	TwoNodeRisk bool    `json:"two_node_risk,omitempty"`
+	Activated   bool    `json:"activated"`
+	// AutoActivate is an activate asked by the configuration (init) and
+	// not yet carried out: the cluster activates by itself once every
+	// voter has said hello and none of them is driven by the geo
+	// manager. Any voter may win the init; waiting for all of them is
+	// what keeps a witness with activate = true from putting a backup
+	// site in service before its geo-driven node has joined.
+	AutoActivate bool                     `json:"auto_activate,omitempty"`
+	Group        GroupRecord              `json:"group"`
+	Nodes        map[string]*NodeRecord   `json:"nodes"`
+	Actions      map[uint64]*ActionRecord `json:"actions,omitempty"`
+	NextAction   uint64                   `json:"next_action"`
 	// Index is the raft index of the last command applied.
 	Index uint64 `json:"index"`
 }
@@ -194,7 +204,7 @@ func (s *State) ineligible(n string) string {
 	case r.Witness:
 		return n + " is the witness and holds no group"
 	case !s.Activated:
-		return "cluster " + s.Cluster + " is not activated"
+		return s.notActivated()
 	case r.Standby:
 		return n + " is in standby"
 	case r.Maintenance:
@@ -305,6 +315,8 @@ type command struct {
 	// Hello only: what would stop this node's group if its agent died.
 	Watchdog bool     `json:"watchdog,omitempty"`
 	Fences   []string `json:"fences,omitempty"`
+	// Hello only: the geo manager drives the cluster from this node.
+	Geo bool `json:"geo,omitempty"`
 	// Init only.
 	Cluster  string  `json:"cluster,omitempty"`
 	Group    string  `json:"group,omitempty"`
@@ -356,6 +368,8 @@ func (s *State) apply(c *command) result {
 		}
 		n.Inc = c.Inc
 		n.Watchdog, n.Fences = c.Watchdog, slices.Clone(c.Fences)
+		n.Geo = c.Geo
+		s.settleActivation()
 		return result{}
 	case opReport:
 		if s.node(c.Subject) == nil {
@@ -416,13 +430,13 @@ func (s *State) apply(c *command) result {
 		n.Fenced, n.FencedAt, n.FencedBy, n.FencedInc = true, c.At, c.By, n.Inc
 		return result{}
 	case opActivate:
-		s.Activated = true
+		s.Activated, s.AutoActivate = true, false
 		for _, n := range s.Nodes {
 			n.Disabled = false
 		}
 		return result{}
 	case opDeactivate:
-		s.Activated = false
+		s.Activated, s.AutoActivate = false, false
 		return result{}
 	case opDisable:
 		s.node(c.Node).Disabled = c.On
@@ -440,7 +454,7 @@ func (s *State) applyInit(c *command) result {
 	if len(c.Voters) < 2 || !nameRE.MatchString(c.Group) {
 		return result{Err: protocol.Errorf(protocol.CodeBadRequest, "", "init needs a group and at least two voters")}
 	}
-	s.Initialized, s.Cluster, s.TwoNodeRisk, s.Activated = true, c.Cluster, c.Risk, c.Activate
+	s.Initialized, s.Cluster, s.TwoNodeRisk, s.AutoActivate = true, c.Cluster, c.Risk, c.Activate
 	s.Voters = slices.Clone(c.Voters)
 	s.Group = GroupRecord{Name: c.Group, Phase: PhaseVacant, Changed: c.At}
 	for _, v := range c.Voters {
@@ -450,6 +464,44 @@ func (s *State) applyInit(c *command) result {
 		s.Nodes[v.Name] = &NodeRecord{Name: v.Name, Witness: v.Witness}
 	}
 	return result{}
+}
+
+// settleActivation carries out a pending activate from the configuration
+// once every voter has said hello, or drops it when one of them is
+// driven by the geo manager (which alone puts the cluster in service).
+func (s *State) settleActivation() {
+	if !s.AutoActivate {
+		return
+	}
+	for _, v := range s.Voters {
+		n := s.node(v.Name)
+		if n != nil && n.Geo {
+			s.AutoActivate = false
+			return
+		}
+	}
+	if len(s.autoActivateWaits()) == 0 {
+		s.Activated, s.AutoActivate = true, false
+	}
+}
+
+// autoActivateWaits lists the voters a pending activate waits for.
+func (s *State) autoActivateWaits() []string {
+	var out []string
+	for _, v := range s.Voters {
+		if n := s.node(v.Name); n == nil || n.Inc == "" {
+			out = append(out, v.Name)
+		}
+	}
+	return out
+}
+
+// notActivated says why the cluster is not activated.
+func (s *State) notActivated() string {
+	if s.AutoActivate {
+		return "cluster " + s.Cluster + " activates once every voter has joined (waiting for " + strings.Join(s.autoActivateWaits(), ", ") + ")"
+	}
+	return "cluster " + s.Cluster + " is not activated"
 }
 
 func (s *State) applyAcquire(c *command) result {

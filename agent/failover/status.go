@@ -29,6 +29,9 @@ type Status struct {
 	// Leader is the voter that leads the decision log, "" if none.
 	Leader    string
 	Activated bool
+	// PendingActivate is an activate from the configuration that waits
+	// for every voter to join (see State.AutoActivate).
+	PendingActivate bool
 	// Action is the operator action in progress, if any.
 	Action *ActionRecord
 }
@@ -62,7 +65,7 @@ func (e *Engine) Status() Status {
 	if v.Peers == nil {
 		v = observe(e.deps.Paths, e.peers, e.cfg.Timing, e.started, time.Now())
 	}
-	out := Status{Epoch: st.Group.Epoch, Leader: e.rn.leader(), Activated: st.Activated, Action: st.action()}
+	out := Status{Epoch: st.Group.Epoch, Leader: e.rn.leader(), Activated: st.Activated, PendingActivate: st.AutoActivate, Action: st.action()}
 
 	present := 1
 	for _, n := range e.peers {
@@ -145,7 +148,7 @@ func (e *Engine) Status() Status {
 	e.mu.Unlock()
 	switch {
 	case !st.Activated:
-		out.Group.State, out.Group.Reason = "unmanaged", "cluster "+st.Cluster+" is not activated"
+		out.Group.State, out.Group.Reason = "unmanaged", st.notActivated()
 	case g.Holder == "":
 		out.Group.State, out.Group.Reason = "stopped", g.Reason
 	case g.Holder != "" && st.node(g.Holder).Maintenance:

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/hatui/hatui/protocol"
@@ -41,6 +42,9 @@ func Serve(listen, node, version string, state func() *protocol.Snapshot) (*Serv
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collector{node: node, version: version, state: state})
+	// The agent's own health: goroutines and heap (go_*), resident memory,
+	// open files and CPU (process_*), what a long run watches for leaks.
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening for metrics on %s: %w", listen, err)

@@ -98,6 +98,11 @@ func TestMetricsOfRealAgents(t *testing.T) {
 	if v, ok := value(fams, "hatui_node_state", map[string]string{"node": "pbx-2", "state": "online"}); !ok || v != 1 {
 		t.Fatalf("pbx-2 online state: %v %v", v, ok)
 	}
+	for _, name := range []string{"go_goroutines", "process_resident_memory_bytes"} {
+		if v, ok := value(fams, name, nil); !ok || v <= 0 {
+			t.Errorf("%s: %v %v, want the agent's own figure", name, v, ok)
+		}
+	}
 	c := agenttest.Connect(t, cfg1.Socket.Path)
 	if _, err := c.Do(context.Background(), protocol.Action{Verb: "standby", Args: []string{"pbx-2"}}, nil); err != nil {
 		t.Fatal(err)

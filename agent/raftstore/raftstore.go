@@ -20,6 +20,11 @@ import (
 	"github.com/hashicorp/raft-wal/metadb"
 )
 
+// segmentSize is the size of one log segment. Decision entries are a
+// few hundred bytes: small segments, not the 64 MiB raft-wal
+// preallocates by default. Tests make it smaller to seal segments.
+var segmentSize = 4 << 20
+
 // Stores are raft's log, stable and snapshot stores.
 type Stores struct {
 	Logs   raft.LogStore
@@ -39,19 +44,43 @@ func Open(dir, what string, logger hclog.Logger) (*Stores, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
+	walDir := filepath.Join(dir, "wal")
+	if err := finishRebuild(walDir); err != nil {
+		return nil, fmt.Errorf("finishing an interrupted rebuild of the %s raft log in %s: %w", what, dir, err)
+	}
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the %s raft directory: %w", what, err)
+	}
+	// A kill -9 in the middle of a write leaves a torn tail, which
+	// raft-wal recovers by itself (up to the last whole batch). What it
+	// does not recover is a sealed segment without its index block;
+	// such a log is rebuilt here. Anything else that cannot be read is
+	// refused with the file named and the remedy, never left for
+	// raft.NewRaft to panic on at every start.
+	st, err := segmentState(walDir)
+	if err != nil {
+		return nil, unreadable(what, dir, "wal-meta.db", err)
+	}
+	if needsRebuild(st) {
+		if err := rebuild(what, dir, walDir, st, logger.Named("wal")); err != nil {
+			return nil, err
+		}
+	} else if err := checkSegments(what, dir, walDir, st); err != nil {
+		return nil, err
 	}
 	// raft-wal v0.4.0's Close leaves its bolt metadata database open,
 	// and with it the file lock: a store reopened in the same process
 	// would wait forever. Owning the metadata database closes it too.
 	meta := &metadb.BoltMetaDB{}
-	// Decision entries are a few hundred bytes: small segments, not the
-	// 64 MiB preallocated by default.
-	w, err := wal.Open(filepath.Join(dir, "wal"), wal.WithSegmentSize(4<<20), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
+	w, err := wal.Open(walDir, wal.WithSegmentSize(segmentSize), wal.WithLogger(logger.Named("wal")), wal.WithMetaStore(meta))
 	if err != nil {
 		meta.Close()
-		return nil, fmt.Errorf("opening the %s raft log in %s (check the directory's disk and permissions): %w", what, dir, err)
+		return nil, unreadable(what, dir, "", err)
+	}
+	if err := verify(what, dir, w); err != nil {
+		w.Close()
+		meta.Close()
+		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, 2, logger.Named("snapshots"))
 	if err != nil {
