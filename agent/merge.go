@@ -56,8 +56,19 @@ func mergeReport(dst, r *protocol.Snapshot) {
 				case i < 0:
 					c.Groups = append(c.Groups, g)
 				case g.Active == r.From:
+					g.Resources = append(slices.Clone(g.Resources), warmOf(c.Groups[i].Resources, g.Active)...)
 					c.Groups[i] = g
+				default:
+					// A warm standby's report adds its warm resources to
+					// the holder's group.
+					c.Groups[i].Resources = append(slices.DeleteFunc(slices.Clone(c.Groups[i].Resources), func(x protocol.Resource) bool {
+						return x.Warm && x.Node == r.From
+					}), warmOf(g.Resources, c.Groups[i].Active)...)
 				}
+				if i < 0 {
+					i = len(c.Groups) - 1
+				}
+				sortResources(&c.Groups[i])
 			}
 			for _, d := range rc.Databases {
 				if i := slices.IndexFunc(c.Databases, func(x protocol.Database) bool { return x.Node == d.Node }); i >= 0 {
@@ -96,6 +107,36 @@ func mergeReport(dst, r *protocol.Snapshot) {
 			slices.Sort(c.Quorum.Risks) // the same text whichever report came first
 		}
 	}
+}
+
+// warmOf returns the warm resources in rs of nodes other than holder:
+// the warm standbys a group's own report does not list.
+func warmOf(rs []protocol.Resource, holder string) []protocol.Resource {
+	var out []protocol.Resource
+	for _, x := range rs {
+		if x.Warm && x.Node != "" && x.Node != holder {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// sortResources puts g's resources in an order that does not depend on
+// the order reports arrived in: the holder's first, as it lists them,
+// then each warm standby's by node.
+func sortResources(g *protocol.Group) {
+	slices.SortStableFunc(g.Resources, func(a, b protocol.Resource) int {
+		ah, bh := a.Node == "" || a.Node == g.Active, b.Node == "" || b.Node == g.Active
+		switch {
+		case ah && bh:
+			return 0
+		case ah:
+			return -1
+		case bh:
+			return 1
+		}
+		return strings.Compare(a.Node, b.Node)
+	})
 }
 
 func findCluster(s *protocol.Snapshot, site, cluster string) *protocol.Cluster {

@@ -193,6 +193,11 @@ type Resource struct {
 	State     string  `json:"state"`
 	FailCount int     `json:"fail_count,omitempty"`
 	Checks    []Check `json:"checks,omitempty"`
+	// Warm is set for a resource that runs on every node that may hold
+	// the group, ready to serve as soon as the address arrives: on a
+	// node other than the group's holder it is a warm standby, and
+	// "started" there is its healthy state.
+	Warm bool `json:"warm,omitempty"`
 }
 
 // Check is the last result of a health check.

@@ -113,6 +113,10 @@ func Check(c *config.Config) (string, error) {
 	fmt.Fprintf(&b, "failover: %s can hold group %s of cluster %s (%s)\n", c.Node, fc.Group, c.Cluster, decides(cfg, fences))
 	t := cfg.Timing
 	fmt.Fprintf(&b, "  stop budget %v (%s)\n", t.StopBudget, stopTimeouts(group, fc))
+	if warm := group.Warm(); len(warm) > 0 {
+		fmt.Fprintf(&b, "  warm: %s run on every node that may hold %s and listen before the address arrives (the agent sets net.ipv4.ip_nonlocal_bind); a takeover moves only the rest\n",
+			strings.Join(warm, ", "), fc.Group)
+	}
 	fmt.Fprintf(&b, "  takeover delay %v: without a verified fence, a peer starts %s that long after its last contact with the holder (keepalive %v, deadtime %v, stop deadline %v)\n",
 		t.TakeoverDelay, fc.Group, t.Keepalive, t.DeadTime, t.StopDeadline)
 	if fc.Watchdog != "" {
@@ -156,7 +160,7 @@ func stopTimeouts(g *resource.Group, fc config.Failover) string {
 	}
 	var parts []string
 	for _, r := range g.Resources() {
-		if s, ok := resource.SpecOf(r); ok {
+		if s, ok := resource.SpecOf(r); ok && !s.Warm {
 			parts = append(parts, fmt.Sprintf("%s %v", s.Name, s.StopTimeout))
 		}
 	}
@@ -208,6 +212,15 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, wd *watchdog.De
 		deps.Group, deps.Monitor = g, m
 		if m != nil {
 			closers = append(closers, func() error { m.Close(); return nil })
+		}
+		if warm := g.Warm(); len(warm) > 0 {
+			v4, v6 := vipFamilies(spec)
+			changed, err := resource.NonlocalBind(v4, v6)
+			if err != nil {
+				return nil, nil, err
+			}
+			h.Logger().Info("warm resources run on every node that may hold the group; only the address moves",
+				"warm", strings.Join(warm, ","), "set", strings.Join(changed, ","))
 		}
 	}
 	cfg = cfg.WithDefaults(failover.StopBudget(deps.Group))
@@ -402,6 +415,7 @@ func groupSpec(fc config.Failover) (failover.GroupSpec, error) {
 		spec.Resources = append(spec.Resources, resource.Spec{
 			Name: r.Name, Type: r.Type, Params: r.Params,
 			StartTimeout: r.StartTimeout.Duration, StopTimeout: r.StopTimeout.Duration, MonitorTimeout: r.MonitorTimeout.Duration,
+			Warm: r.Warm,
 		})
 	}
 	for _, ck := range fc.Checks {
@@ -609,4 +623,21 @@ func (f *Feature) engineAction(a protocol.Action) protocol.Action {
 		ea.Args = nil
 	}
 	return ea
+}
+
+// vipFamilies reports whether the group's virtual IPs include IPv4 and
+// IPv6 addresses (IPv4 when it has none: a warm PBX may still bind a
+// nonlocal address of its own).
+func vipFamilies(spec failover.GroupSpec) (v4, v6 bool) {
+	for _, r := range spec.Resources {
+		if r.Type != "vip" {
+			continue
+		}
+		if strings.Contains(r.Params["ip"], ":") {
+			v6 = true
+		} else {
+			v4 = true
+		}
+	}
+	return v4 || !v6, v6
 }

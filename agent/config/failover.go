@@ -112,6 +112,11 @@ type FailoverResource struct {
 	StartTimeout   Duration          `toml:"start_timeout"`
 	StopTimeout    Duration          `toml:"stop_timeout"`
 	MonitorTimeout Duration          `toml:"monitor_timeout"`
+	// Warm runs the resource on every node that may hold the group, not
+	// only on the holder: a PBX that listens on the virtual IP before the
+	// address arrives (the agent sets net.ipv4.ip_nonlocal_bind), so that
+	// a takeover or switchover moves only the address. Never on a vip.
+	Warm bool `toml:"warm"`
 }
 
 // FailoverCheck is one health check of the group.

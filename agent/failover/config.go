@@ -402,6 +402,9 @@ func BuildGroup(spec GroupSpec) (*resource.Group, *health.Monitor, error) {
 		if s.Resource != "" && !slices.ContainsFunc(spec.Resources, func(r resource.Spec) bool { return r.Name == s.Resource }) {
 			errs = append(errs, fmt.Errorf("group %q: check %q guards resource %q, which the group does not have: name one of its resources", spec.Name, s.Name, s.Resource))
 		}
+		if err := warmCheck(spec, s); err != nil {
+			errs = append(errs, err)
+		}
 		checks = append(checks, c)
 	}
 	closeChecks := func() {
@@ -436,13 +439,18 @@ func BuildGroup(spec GroupSpec) (*resource.Group, *health.Monitor, error) {
 
 // StopBudget is the longest g's resources may take to stop: the sum of
 // their stop timeouts (resource.DefaultStopTimeout for resources not
-// built by resource.New).
+// built by resource.New). Warm resources do not count: a stop of the
+// group (a release, a self-fence) leaves them running, and only the
+// address and the other cold resources go.
 func StopBudget(g *resource.Group) time.Duration {
 	if g == nil {
 		return 0
 	}
 	var sum time.Duration
 	for _, r := range g.Resources() {
+		if resource.IsWarm(r) {
+			continue // a stop of the group leaves it running
+		}
 		if s, ok := resource.SpecOf(r); ok {
 			sum += s.StopTimeout
 		} else {
@@ -450,4 +458,50 @@ func StopBudget(g *resource.Group) time.Duration {
 		}
 	}
 	return sum
+}
+
+// warmCheck refuses a check of a warm resource that asks one of the
+// group's virtual IPs: the holder answers there for every node, so the
+// check could not tell a warm standby that died from a healthy one (and
+// on the holder it would restart the PBX for a fault of the address).
+func warmCheck(spec GroupSpec, c health.Spec) error {
+	i := slices.IndexFunc(spec.Resources, func(r resource.Spec) bool { return r.Name == c.Resource })
+	if i < 0 || !spec.Resources[i].Warm {
+		return nil
+	}
+	addr := c.Params["address"]
+	if addr == "" {
+		addr = c.Params["url"]
+	}
+	for _, r := range spec.Resources {
+		if r.Type != "vip" {
+			continue
+		}
+		ip := strings.TrimSpace(r.Params["ip"])
+		if j := strings.IndexByte(ip, '/'); j >= 0 {
+			ip = ip[:j]
+		}
+		if ip != "" && hostIs(addr, ip) {
+			return &ConfigError{Key: fmt.Sprintf("check %q", c.Name),
+				Problem: fmt.Sprintf("it guards warm resource %q but asks the virtual IP %s, which only the holder has: it cannot tell a warm standby that died from one that runs", c.Resource, ip),
+				Want:    "the warm service's own address on this node (its node address or 127.0.0.1; let the PBX listen there too), or a process check"}
+		}
+	}
+	return nil
+}
+
+// hostIs reports whether address (host:port, a URL, or a bare host) names
+// host ip.
+func hostIs(address, ip string) bool {
+	a := address
+	if i := strings.Index(a, "://"); i >= 0 {
+		a = a[i+3:]
+		if j := strings.IndexAny(a, "/?#"); j >= 0 {
+			a = a[:j]
+		}
+	}
+	if h, _, err := net.SplitHostPort(a); err == nil {
+		a = h
+	}
+	return strings.Trim(a, "[]") == ip
 }

@@ -630,6 +630,13 @@ func (e *Engine) preferred(st *State, v view, skip string) string {
 func (e *Engine) decide(st *State, v view, now time.Time) {
 	me := st.node(e.cfg.Node)
 	g := st.Group
+	if len(e.w.g.Warm()) > 0 {
+		why := st.ineligible(e.cfg.Node)
+		if me != nil && me.Banned != "" && !me.Standby && !me.Fenced && st.Activated && !me.Maintenance && !me.Disabled {
+			why = "" // banned for the group's failures: the warm ones still run
+		}
+		e.w.setWarm(why == "", why)
+	}
 	switch {
 	case !st.Activated:
 		e.w.set(want{kind: wantUnmanaged, reason: st.notActivated()})

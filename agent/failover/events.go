@@ -52,6 +52,13 @@ const (
 	// EvInUse: another host still answers for the group (its address, its
 	// SIP service), so it is not started here.
 	EvInUse EventType = "in-use"
+	// EvWarm: the group's warm resources run here, ready for the address
+	// (started, or restarted after they failed here); EvWarmFailed: one
+	// of them failed here and could not be started again; EvWarmStopped:
+	// they were stopped because this node may not hold the group now.
+	EvWarm        EventType = "warm"
+	EvWarmFailed  EventType = "warm-failed"
+	EvWarmStopped EventType = "warm-stopped"
 )
 
 // Event is one thing the engine did or saw.
@@ -104,6 +111,7 @@ var severities = map[EventType]protocol.Severity{
 	EvForced: protocol.SevWarning, EvRestart: protocol.SevWarning, EvCheckFailed: protocol.SevWarning,
 	EvEscalated: protocol.SevCritical, EvRolledBack: protocol.SevWarning, EvConfigMismatch: protocol.SevCritical,
 	EvFencing: protocol.SevWarning, EvStaleFound: protocol.SevWarning, EvInUse: protocol.SevCritical,
+	EvWarmFailed: protocol.SevWarning,
 }
 
 func kindOf(t EventType) string {

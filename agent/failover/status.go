@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hatui/hatui/agent/resource"
 	"github.com/hatui/hatui/protocol"
 )
 
@@ -172,10 +173,18 @@ func (e *Engine) Status() Status {
 		local := e.deps.Group.Status(e.cfg.Node)
 		if g.Holder == e.cfg.Node || e.w.status().running {
 			out.Group.Resources = local.Resources
-			if e.deps.Monitor != nil {
-				for i := range out.Group.Resources {
-					out.Group.Resources[i].Checks = e.deps.Monitor.Checks(out.Group.Resources[i].Name)
+		} else {
+			// A warm standby: the warm resources run here too, ready for
+			// the address (resource.Group.StartWarm).
+			for _, r := range local.Resources {
+				if r.Warm && r.State != resource.ResStopped {
+					out.Group.Resources = append(out.Group.Resources, r)
 				}
+			}
+		}
+		if e.deps.Monitor != nil {
+			for i := range out.Group.Resources {
+				out.Group.Resources[i].Checks = e.deps.Monitor.Checks(out.Group.Resources[i].Name)
 			}
 		}
 		if ws := e.w.status(); ws.unclean {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +78,15 @@ type worker struct {
 	inUse      string
 	inUseEpoch uint64
 	retry      time.Time
+	// warmRetry is when a warm resource that failed to start here is
+	// tried again; warmOn whether they were last started (true) or
+	// stopped (false) here, for the events.
+	warmRetry time.Time
+	warmOn    bool
+	// warmOK: this node may hold the group, so its warm resources run
+	// here even while the group runs elsewhere (see setWarm).
+	warmOK  bool
+	warmWhy string
 }
 
 type recoverReq struct {
@@ -160,6 +170,9 @@ func (w *worker) run() {
 		case wantStopped:
 			w.ensureStopped(ctx, wt)
 		}
+		if d, ok := w.ensureWarm(ctx, w.current()); ok && d < wait {
+			wait = d
+		}
 		if r, ok := w.nextRecover(); ok {
 			w.recoverNow(ctx, r, true)
 			continue
@@ -191,6 +204,9 @@ func (w *worker) reconcile(ctx context.Context, local *State) {
 	e := w.e
 	var found []string
 	for _, p := range w.g.Monitor(ctx) {
+		if p.Warm {
+			continue // runs on every node that may hold the group: left running
+		}
 		if p.Status.State == resource.StateRunning || p.Status.State == resource.StateFailed {
 			found = append(found, fmt.Sprintf("%s: %s", p.Resource, p.Status))
 		}
@@ -505,6 +521,8 @@ func (w *worker) monitor(ctx context.Context) {
 			w.e.requestLeave(fmt.Sprintf("%s failed %d times (migration threshold)", p.Resource, p.FailCount), "")
 		case p.Failed && st.running:
 			w.recoverNow(ctx, recoverReq{resource: p.Resource, reason: p.Status.String()}, false)
+		case p.Failed && p.Warm:
+			w.restartWarm(ctx, recoverReq{resource: p.Resource, reason: p.Status.String()}, false)
 		case p.Unexpected && !st.running && wt.kind == wantStopped:
 			w.mu.Lock()
 			w.st.running = true // stop it on the next pass
@@ -520,6 +538,9 @@ func (w *worker) monitor(ctx context.Context) {
 func (w *worker) recoverNow(ctx context.Context, r recoverReq, count bool) {
 	e := w.e
 	if !w.status().running || w.current().kind != wantRunning {
+		if w.warmHere(r.resource) {
+			w.restartWarm(ctx, r, count)
+		}
 		return
 	}
 	if count {
@@ -564,10 +585,14 @@ func (w *worker) recoverNow(ctx context.Context, r recoverReq, count bool) {
 	}
 }
 
+// suspendChecks suspends the checks of the resources a stop of the group
+// stops: the warm ones keep running, and their checks with them.
 func (w *worker) suspendChecks() {
 	if m := w.e.deps.Monitor; m != nil {
 		for _, r := range w.g.Resources() {
-			m.Suspend(r.Name())
+			if !resource.IsWarm(r) {
+				m.Suspend(r.Name())
+			}
 		}
 	}
 }
@@ -598,6 +623,12 @@ func (e *Engine) healthLoop() {
 		if d == nil {
 			continue
 		}
+		if d.Action != health.ActionLog && e.w.warmHere(d.Resource) {
+			// A warm standby that fails here is restarted here; the
+			// group, which runs elsewhere, does not move.
+			e.w.requestRecover(recoverReq{resource: d.Resource, check: d.Check, reason: d.Reason})
+			continue
+		}
 		switch d.Action {
 		case health.ActionLog:
 			e.emit(e.event(EvCheckFailed, "%s", d.Reason))
@@ -611,4 +642,124 @@ func (e *Engine) healthLoop() {
 			e.requestLeave(d.Reason, then)
 		}
 	}
+}
+
+// setWarm says whether this node may hold the group (activated, not in
+// standby, maintenance or disabled, not fenced), so that its warm
+// resources run here; reason says why not.
+func (w *worker) setWarm(ok bool, reason string) {
+	w.mu.Lock()
+	changed := w.warmOK != ok
+	w.warmOK, w.warmWhy = ok, reason
+	w.mu.Unlock()
+	if changed {
+		w.wake()
+	}
+}
+
+// warmHere reports whether name is a warm resource of a group that does
+// not run here: its failures are restarted here, the group never moves
+// for them.
+func (w *worker) warmHere(name string) bool {
+	if !slices.Contains(w.g.Warm(), name) {
+		return false
+	}
+	return !w.status().running || w.current().kind != wantRunning
+}
+
+// ensureWarm keeps the group's warm resources running on a node that may
+// hold the group and does not (started at formation, again after a
+// failure), and stops them where it may not (standby, not activated is
+// left alone as unmanaged). It returns how soon it wants to run again,
+// when it does.
+func (w *worker) ensureWarm(ctx context.Context, wt want) (time.Duration, bool) {
+	e := w.e
+	warm := w.g.Warm()
+	if len(warm) == 0 || wt.kind == wantUnmanaged || wt.kind == wantKeep || wt.kind == wantRunning {
+		return 0, false
+	}
+	if w.status().running {
+		return 0, false // the group itself runs here (or is being stopped)
+	}
+	w.mu.Lock()
+	retry, on := w.warmRetry, w.warmOn
+	w.mu.Unlock()
+	w.mu.Lock()
+	ok := w.warmOK
+	w.mu.Unlock()
+	if !ok {
+		if !w.g.WarmRunning() {
+			return 0, false
+		}
+		if m := e.deps.Monitor; m != nil {
+			for _, n := range warm {
+				m.Suspend(n)
+			}
+		}
+		err := w.g.StopWarm(ctx)
+		w.mu.Lock()
+		w.warmOn = false
+		w.mu.Unlock()
+		if err != nil {
+			e.emit(e.event(EvWarmFailed, "stopping the warm %s here failed: %v", strings.Join(warm, ", "), err))
+		} else {
+			w.mu.Lock()
+			why := w.warmWhy
+			w.mu.Unlock()
+			e.emit(e.event(EvWarmStopped, "warm %s stopped here: %s", strings.Join(warm, ", "), why))
+		}
+		return 0, false
+	}
+	if !w.g.WarmPending() {
+		return 0, false
+	}
+	if d := time.Until(retry); d > 0 {
+		return d, true
+	}
+	w.setBusy("starting warm " + strings.Join(warm, ", "))
+	err := w.g.StartWarm(ctx)
+	w.setBusy("")
+	if m := e.deps.Monitor; m != nil {
+		for _, r := range w.g.Status(e.cfg.Node).Resources {
+			if r.Warm && r.State == resource.ResStarted {
+				m.Resume(r.Name)
+			}
+		}
+	}
+	if err != nil {
+		d := e.cfg.Timing.MonitorInterval
+		w.mu.Lock()
+		w.warmRetry = time.Now().Add(d)
+		w.mu.Unlock()
+		e.emit(e.event(EvWarmFailed, "starting the warm %s here failed: %v", strings.Join(warm, ", "), err))
+		return d, true
+	}
+	w.mu.Lock()
+	w.warmOn, w.warmRetry = true, time.Time{}
+	w.mu.Unlock()
+	if !on {
+		e.emit(e.event(EvWarm, "warm %s running here, ready for %s's address (%s)", strings.Join(warm, ", "), w.g.Name(), wt.reason))
+	}
+	return 0, false
+}
+
+// restartWarm restarts a warm resource that failed on a node that does
+// not run the group, and says so; the group stays where it is.
+func (w *worker) restartWarm(ctx context.Context, r recoverReq, count bool) {
+	e := w.e
+	if count {
+		w.g.RecordFailure(r.resource, "health "+r.check+" (warm)", r.reason)
+	}
+	if m := e.deps.Monitor; m != nil {
+		m.Suspend(r.resource)
+		defer m.Resume(r.resource)
+	}
+	w.setBusy("restarting warm " + r.resource)
+	err := w.g.RestartWarm(ctx, r.resource)
+	w.setBusy("")
+	if err != nil {
+		e.emit(e.event(EvWarmFailed, "warm %s failed here (%s) and could not be restarted: %v; %s stays where it runs", r.resource, r.reason, err, w.g.Name()))
+		return
+	}
+	e.emit(e.event(EvRestart, "restarted warm %s here: %s (%s stays where it runs)", r.resource, r.reason, w.g.Name()))
 }

@@ -76,6 +76,9 @@ type Group struct {
 	fails    map[string][]time.Time
 	infinite map[string]time.Time
 	failed   []protocol.Failure
+	// warm are the resources that run on every node that may hold the
+	// group (see StartWarm); Stop leaves them running.
+	warm map[string]bool
 }
 
 // NewGroup builds a group of resources, in start order. Resource names
@@ -104,8 +107,10 @@ func NewGroup(name string, resources []Resource, cfg GroupConfig) (*Group, error
 		rstate:   map[string]string{},
 		fails:    map[string][]time.Time{},
 		infinite: map[string]time.Time{},
+		warm:     map[string]bool{},
 	}
 	for i, r := range resources {
+		g.warm[r.Name()] = IsWarm(r)
 		if slices.IndexFunc(resources[:i], func(o Resource) bool { return o.Name() == r.Name() }) >= 0 {
 			return nil, fmt.Errorf("group %q lists resource %q twice: a resource can appear once", name, r.Name())
 		}
@@ -187,6 +192,11 @@ func (g *Group) Start(ctx context.Context) error {
 func (g *Group) startFrom(ctx context.Context, from int) error {
 	for i := from; i < len(g.res); i++ {
 		r := g.res[i]
+		if g.warmStarted(r.Name()) {
+			// Already running here, watched by its monitor and checks:
+			// the takeover only adds what moves.
+			continue
+		}
 		g.setRes(r.Name(), ResStarting)
 		err := r.Start(ctx)
 		if err == nil {
@@ -202,6 +212,9 @@ func (g *Group) startFrom(ctx context.Context, from int) error {
 		var rb []error
 		for j := i; j >= from; j-- {
 			q := g.res[j]
+			if j != i && g.warm[q.Name()] {
+				continue // stays warm: it does not move with the group
+			}
 			se.RolledBack = append(se.RolledBack, q.Name())
 			if err := g.stopOne(rctx, q); err != nil {
 				rb = append(rb, err)
@@ -235,7 +248,7 @@ func (g *Group) Stop(ctx context.Context) error {
 	g.op.Lock()
 	defer g.op.Unlock()
 	g.setState(GroupStopping, "")
-	if err := g.stopDownTo(ctx, 0); err != nil {
+	if err := g.stopDownTo(ctx, 0, ""); err != nil {
 		g.setState(GroupFailed, err.Error())
 		return err
 	}
@@ -243,10 +256,15 @@ func (g *Group) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (g *Group) stopDownTo(ctx context.Context, to int) error {
+// stopDownTo stops the resources from the last down to index to, in
+// reverse, except the warm ones other than also (which stay running).
+func (g *Group) stopDownTo(ctx context.Context, to int, also string) error {
 	var errs []error
 	var failed []string
 	for i := len(g.res) - 1; i >= to; i-- {
+		if n := g.res[i].Name(); g.warm[n] && n != also {
+			continue
+		}
 		if err := g.stopOne(ctx, g.res[i]); err != nil {
 			errs = append(errs, err)
 			failed = append(failed, g.res[i].Name())
@@ -276,7 +294,7 @@ func (g *Group) Recover(ctx context.Context, name string) error {
 			g.name, name, countWord(n), g.cfg.MigrationThreshold, ErrMigrationThreshold, name)
 	}
 	g.setState(GroupStarting, "recovering "+name)
-	if err := g.stopDownTo(ctx, idx); err != nil {
+	if err := g.stopDownTo(ctx, idx, name); err != nil {
 		g.setState(GroupFailed, err.Error())
 		return err
 	}
@@ -336,8 +354,13 @@ type Probe struct {
 	Failed bool
 	// Unexpected is set when the group is stopped and the resource runs
 	// anyway (started by hand, or left over): the caller should stop it.
+	// A warm resource is never unexpected.
 	Unexpected bool
-	FailCount  int
+	// Warm is set for a warm resource (see StartWarm). With Failed and
+	// the group not started, it is a warm standby that died: restart it
+	// here with RestartWarm, the group does not move.
+	Warm      bool
+	FailCount int
 	// Migrate is set when the fail count has reached the threshold: the
 	// group must leave this node rather than restart the resource here.
 	Migrate bool
@@ -349,16 +372,20 @@ func (g *Group) Monitor(ctx context.Context) []Probe {
 	out := make([]Probe, 0, len(g.res))
 	for _, r := range g.res {
 		st := r.Monitor(ctx)
-		p := Probe{Resource: r.Name(), Type: r.Type(), Status: st}
+		p := Probe{Resource: r.Name(), Type: r.Type(), Status: st, Warm: g.warm[r.Name()]}
 		g.mu.Lock()
-		state := g.state
+		state, rs := g.state, g.rstate[r.Name()]
 		g.mu.Unlock()
 		switch {
 		case state == GroupStarted && st.State != StateRunning:
 			p.Failed = true
 			g.RecordFailure(r.Name(), "monitor", st.String())
 			g.setRes(r.Name(), ResFailed)
-		case state == GroupStopped && st.State == StateRunning:
+		case p.Warm && state != GroupStarted && rs == ResStarted && st.State != StateRunning:
+			p.Failed = true
+			g.RecordFailure(r.Name(), "monitor (warm)", st.String())
+			g.setRes(r.Name(), ResFailed)
+		case state == GroupStopped && st.State == StateRunning && !p.Warm:
 			p.Unexpected = true
 		}
 		p.FailCount, p.Migrate = g.failState(r.Name())
@@ -475,7 +502,7 @@ func (g *Group) Status(node string) protocol.Group {
 	out.State, out.Reason = g.state, g.reason
 	for i, r := range g.res {
 		out.Resources = append(out.Resources, protocol.Resource{
-			Name: r.Name(), Type: r.Type(), Node: node, State: g.rstate[r.Name()], FailCount: counts[i],
+			Name: r.Name(), Type: r.Type(), Node: node, State: g.rstate[r.Name()], FailCount: counts[i], Warm: g.warm[r.Name()],
 		})
 	}
 	return out

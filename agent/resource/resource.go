@@ -125,6 +125,12 @@ type Spec struct {
 	StartTimeout   time.Duration
 	StopTimeout    time.Duration
 	MonitorTimeout time.Duration
+	// Warm marks a resource that runs on every node that may hold its
+	// group, not only on the holder: a PBX listening on the virtual IP
+	// before the address is there (net.ipv4.ip_nonlocal_bind), so that
+	// a takeover or a switchover moves only the address and the other
+	// cold resources. See Group.StartWarm. A virtual IP is never warm.
+	Warm bool
 }
 
 // ErrTimeout is wrapped by an operation's error when its timeout passed.
@@ -275,6 +281,10 @@ func New(spec Spec) (Resource, error) {
 					Want: "one of " + strings.Join(info.keys, ", ")}
 			}
 		}
+	}
+	if spec.Warm && spec.Type == "vip" {
+		return nil, &ConfigError{Resource: spec.Name, Key: "warm", Problem: "a virtual IP cannot be warm: the address is what moves",
+			Want: "warm = true on the services that can listen before the address arrives (the PBX), never on the vip"}
 	}
 	spec.Params = maps.Clone(spec.Params)
 	d, err := info.new(spec)

@@ -69,6 +69,11 @@ func Check(s *protocol.Snapshot) CheckResult {
 				warn("cluster %s: %s", c.Name, risk)
 			}
 			for _, g := range c.Groups {
+				for _, r := range g.Resources {
+					if r.Warm && r.Node != g.Active && r.State == "failed" {
+						warn("warm standby %s of group %s failed on %s", r.Name, g.Name, r.Node)
+					}
+				}
 				groups++
 				if g.State == "started" {
 					started++

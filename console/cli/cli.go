@@ -275,7 +275,11 @@ func WriteStatus(w io.Writer, s *protocol.Snapshot) {
 				}
 				fmt.Fprintln(tw, line)
 				for _, r := range g.Resources {
-					line := fmt.Sprintf("      %s\t%s\t%s", r.Name, r.Type, r.State)
+					state := r.State
+					if r.Warm && r.Node != g.Active && r.State == "started" {
+						state = "warm standby" // running, ready for the address
+					}
+					line := fmt.Sprintf("      %s\t%s\t%s", r.Name, r.Type, state)
 					if r.Node != "" {
 						line += "\ton " + r.Node
 					}

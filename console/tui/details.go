@@ -373,7 +373,13 @@ func (p *detailPane) cluster(site string, c *protocol.Cluster, now time.Time) []
 		}
 		out = append(out, line)
 		for _, r := range g.Resources {
-			line := "    " + fit(r.Name, 12) + " " + st.dim.Render(fit(r.Type, 10)) + " " + fit(r.Node, 8) + " " + p.resState(r.State)
+			state := p.resState(r.State)
+			if r.Warm && r.Node != g.Active && r.State == "started" {
+				// Running, ready for the address: the healthy state of a
+				// warm standby, not a second holder.
+				state = st.ok.Render("warm standby")
+			}
+			line := "    " + fit(r.Name, 12) + " " + st.dim.Render(fit(r.Type, 10)) + " " + fit(r.Node, 8) + " " + state
 			if r.FailCount > 0 {
 				line += " " + st.warn.Render(fmt.Sprintf("fail-count %d", r.FailCount))
 			}

@@ -88,6 +88,10 @@ type opts struct {
 	sample time.Duration
 	// deferStart leaves starting the agents to the test (startAll).
 	deferStart bool
+	// warm makes the "sip" resource a warm kamailio (testdata/
+	// kamailio-resource.sh) running on both nodes, its default check
+	// asking the node's own address.
+	warm bool
 }
 
 // node is one agent in its namespace.
@@ -151,6 +155,9 @@ func newCluster(t testing.TB, o opts) *tcluster {
 	}
 	if o.sample == 0 {
 		o.sample = 50 * time.Millisecond
+	}
+	if o.warm {
+		needKamailio(t)
 	}
 	k := make([]byte, 32)
 	rand.Read(k)
@@ -270,11 +277,16 @@ type = "vip"
 name = "sip"
 type = "exec"
 start_timeout = "10s"
+warm = %v
 %sparams = { path = %q }
-`, stopTimeout(c.o.vipStop), vipCIDR, stopTimeout(c.o.sipStop), script)
-		if c.o.checks != nil {
+`, stopTimeout(c.o.vipStop), vipCIDR, c.o.warm, stopTimeout(c.o.sipStop), script)
+		switch {
+		case c.o.checks != nil:
 			b.WriteString(*c.o.checks)
-		} else {
+		case c.o.warm:
+			// A warm PBX's check asks this node's own instance.
+			b.WriteString(sipCheckAt("sip-options", "major", "1s", "800ms", 3, n.ip+":"+sipPort))
+		default:
 			b.WriteString(sipCheck("sip-options", "major", "1s", "800ms", 3))
 		}
 		if c.o.fence != "" {
@@ -325,10 +337,23 @@ params = { address = %q, accept = "200" }
 `, name, class, interval, timeout, fall, address)
 }
 
-// script writes n's sipp resource script from testdata.
+// script writes n's sipp resource script from testdata (kamailio's and
+// its configuration with opts.warm).
 func (c *tcluster) script(n *node) string {
 	c.t.Helper()
-	tmpl, err := os.ReadFile("testdata/sipp-resource.sh")
+	name := "sipp-resource.sh"
+	if c.o.warm {
+		name = "kamailio-resource.sh"
+		cfg, err := os.ReadFile("testdata/kamailio.cfg")
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		cfg = []byte(strings.NewReplacer("@VIP@", vipAddr, "@NODEIP@", n.ip).Replace(string(cfg)))
+		if err := os.WriteFile(filepath.Join(n.dir, "kamailio.cfg"), cfg, 0o644); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	tmpl, err := os.ReadFile("testdata/" + name)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -336,7 +361,7 @@ func (c *tcluster) script(n *node) string {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	body := strings.NewReplacer("@DIR@", n.dir, "@VIP@", vipAddr, "@SCENARIO@", scenario).Replace(string(tmpl))
+	body := strings.NewReplacer("@DIR@", n.dir, "@VIP@", vipAddr, "@NODEIP@", n.ip, "@SCENARIO@", scenario).Replace(string(tmpl))
 	p := filepath.Join(n.dir, "sipp-resource.sh")
 	if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
 		c.t.Fatal(err)
@@ -502,11 +527,15 @@ func (n *node) sippPid() int {
 	return pid
 }
 
-// killSipp sends sig to n's sipp, if it runs.
+// killSipp sends sig to n's sipp (or warm kamailio), if it runs: to its
+// process group, which the resource script made its own with setsid, so
+// that kamailio's children go too.
 func (n *node) killSipp(sig syscall.Signal) int {
 	pid := n.sippPid()
 	if pid > 0 {
-		syscall.Kill(pid, sig)
+		if syscall.Kill(-pid, sig) != nil {
+			syscall.Kill(pid, sig)
+		}
 	}
 	return pid
 }

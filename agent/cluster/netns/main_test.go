@@ -75,3 +75,15 @@ func need(t testing.TB) {
 	}
 	t.Skipf("missing %s (CI unset: skipping)", missing)
 }
+
+// needKamailio is need for the warm tests' PBX.
+func needKamailio(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("kamailio"); err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("missing kamailio (apt-get install kamailio)")
+	}
+	t.Skip("missing kamailio (apt-get install kamailio; CI unset: skipping)")
+}
