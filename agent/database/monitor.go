@@ -119,18 +119,27 @@ func (f *Feature) poll() {
 			d.Health = "waiting for a master: " + d.Health
 		}
 		f.role = d.Role
+		f.down = true
 		f.mu.Unlock()
 		f.set(d)
 		return
 	}
 	f.mu.Lock()
 	f.lastUp = now
+	f.down = false
+	promoted := f.role == string(pg.RoleStandby) && st.Role == pg.RoleMaster
+	if st.Role == pg.RoleStandby {
+		f.recvLSN = max(st.ReceiveLSN, st.ReplayLSN)
+	}
 	if f.role != string(st.Role) {
 		f.role, f.roleSince = string(st.Role), now
 	}
 	since := f.roleSince
 	f.mu.Unlock()
 	v.Since = &since
+	if promoted {
+		f.onPromoted(st)
+	}
 	if st.Role == pg.RoleStandby {
 		if master, ms, err := pg.MasterAmong("monitor", f.node, polled); err == nil {
 			v.Master, v.MasterNode = ms, master.Node
