@@ -82,6 +82,11 @@ func (in *Instance) Rewind(ctx context.Context, master Peer) (RewindResult, erro
 	if err != nil {
 		return res, fmt.Errorf("pg_rewind of %s from %s: %w: %s", in.Node, master.Node, err, strings.TrimSpace(string(out)))
 	}
+	// pg_rewind copied the master's configuration files; this node's
+	// own (port, listen address, access rules) come back from the copy.
+	if err := carryFiles(img.Dir, in.DataDir, nil, in.OSUser); err != nil {
+		return res, fmt.Errorf("restoring the configuration of %s after pg_rewind: %w", in.Node, err)
+	}
 	if m := divergedRE.FindStringSubmatch(res.Output); m != nil {
 		if lsn, err := ParseLSN(m[1]); err == nil {
 			res.DivergedAt = lsn
