@@ -34,6 +34,7 @@ import (
 	"github.com/hatui/hatui/agent/localapi"
 	"github.com/hatui/hatui/agent/resource"
 	"github.com/hatui/hatui/agent/watchdog"
+	"github.com/hatui/hatui/pg"
 	"github.com/hatui/hatui/protocol"
 	"github.com/hatui/hatui/switchdrv"
 	_ "github.com/hatui/hatui/switchdrv/drivers" // the power switch drivers fencing may use
@@ -88,6 +89,7 @@ func Check(c *config.Config) (string, error) {
 	var group *resource.Group
 	if !fc.Witness(c.Node) {
 		spec, err := groupSpec(fc)
+		fillDatabase(&spec, c)
 		if err != nil {
 			return "", err
 		}
@@ -202,6 +204,7 @@ func open(h agent.Host, c *config.Config) (eng *failover.Engine, wd *watchdog.De
 	deps := failover.Deps{}
 	if !fc.Witness(c.Node) {
 		spec, err := groupSpec(fc)
+		fillDatabase(&spec, c)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -442,6 +445,40 @@ func groupSpec(fc config.Failover) (failover.GroupSpec, error) {
 		spec.Checks = append(spec.Checks, s)
 	}
 	return spec, nil
+}
+
+// fillDatabase gives a database resource the parameters it leaves out
+// from the node's [database] section: the local instance, its peers and
+// promote_max_lag_bytes as max_lag_on_failover.
+func fillDatabase(spec *failover.GroupSpec, c *config.Config) {
+	d := c.Database
+	if !d.Enabled {
+		return
+	}
+	var peers []pg.Peer
+	for _, p := range d.Peers {
+		peers = append(peers, pg.Peer{Node: p.Node, ConnInfo: p.ConnInfo, Geo: p.Geo})
+	}
+	for i := range spec.Resources {
+		r := &spec.Resources[i]
+		if r.Type != "database" {
+			continue
+		}
+		params := map[string]string{"node": c.Node, "conninfo": d.ConnInfo, "data_dir": d.DataDir, "bin_dir": d.BinDir,
+			"os_user": d.OSUser, "start_options": d.StartOptions, "peers": resource.FormatDatabasePeers(peers)}
+		if d.PromoteMaxLagBytes > 0 {
+			params["max_lag_on_failover"] = fmt.Sprint(d.PromoteMaxLagBytes)
+		}
+		for k, v := range r.Params {
+			params[k] = v
+		}
+		for k, v := range params {
+			if v == "" {
+				delete(params, k)
+			}
+		}
+		r.Params = params
+	}
 }
 
 // powerFencer finds, among the node's [[switch]] power switches, the

@@ -111,6 +111,7 @@ func NewWith(o Options) agent.FeatureFunc {
 			f.peers = append(f.peers, pg.Peer{Node: p.Node, ConnInfo: p.ConnInfo, Geo: p.Geo})
 			f.slots.Nodes[pg.SlotName(p.Node)] = p.Node
 		}
+		f.follows = cfg.Standby || InFailoverGroup(h.Config())
 		f.seen = map[string]*peerSeen{}
 		f.alerted = map[string]string{}
 		f.hq = pg.HealthQuery{SQL: cfg.Health.SQL, ConnInfo: cfg.Health.ConnInfo, Timeout: cfg.Health.Timeout.Duration, MinRows: cfg.Health.MinRows, Writes: cfg.Health.Writes}
@@ -132,6 +133,10 @@ type Feature struct {
 	hq      pg.HealthQuery
 	slots   pg.SlotPolicy
 	started time.Time
+	// follows: when its instance is down and a master runs elsewhere,
+	// it rejoins as a standby of it (a standby by configuration, or a
+	// node whose failover group holds the database).
+	follows bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -158,6 +163,9 @@ type Feature struct {
 	roleSince time.Time
 	role      string
 	keepSet   time.Time // when max_slot_wal_keep_size was last checked
+	down      bool      // the last reading found the instance not running
+	recvLSN   pg.LSN    // the standby's last position read (received or replayed)
+	decision  string    // the last failover decision about this node, for the row
 
 	// What the monitor learnt of the peers.
 	seen    map[string]*peerSeen
@@ -270,7 +278,7 @@ func (f *Feature) run() {
 	f.ready = true
 	f.mu.Unlock()
 	f.poll()
-	if f.cfg.Standby {
+	if f.follows {
 		f.coldStart()
 	}
 	if every := f.cfg.Images.Every.Duration; every > 0 {
@@ -294,7 +302,7 @@ func (f *Feature) run() {
 		case <-f.kick:
 		}
 		f.mu.Lock()
-		waiting := f.waiting && f.op == ""
+		waiting := (f.waiting || f.follows && f.down) && f.op == ""
 		f.mu.Unlock()
 		if waiting {
 			f.coldStart()

@@ -63,6 +63,9 @@ func (f *Feature) coldStart() {
 		if !wasWaiting {
 			f.event(protocol.SevWarning, "database on %s is waiting for a master: %s", f.node, res.Message)
 		}
+	case res.Outcome == pg.OutcomeNeedsReseed && res.Follow == nil && f.follows && rewindable(res.Cannot):
+		// A former master of the group: pg_rewind, not a full copy.
+		f.spawn("rewind", func() { f.rewind(res.Cannot, res.Master) })
 	case res.Outcome == pg.OutcomeNeedsReseed && res.Follow == nil:
 		// Stopped data, judged from its control file: it will not change.
 		f.onCannot(res.Cannot, res.Master)
@@ -119,18 +122,27 @@ func (f *Feature) poll() {
 			d.Health = "waiting for a master: " + d.Health
 		}
 		f.role = d.Role
+		f.down = true
 		f.mu.Unlock()
 		f.set(d)
 		return
 	}
 	f.mu.Lock()
 	f.lastUp = now
+	f.down = false
+	promoted := f.role == string(pg.RoleStandby) && st.Role == pg.RoleMaster
+	if st.Role == pg.RoleStandby {
+		f.recvLSN = max(st.ReceiveLSN, st.ReplayLSN)
+	}
 	if f.role != string(st.Role) {
 		f.role, f.roleSince = string(st.Role), now
 	}
 	since := f.roleSince
 	f.mu.Unlock()
 	v.Since = &since
+	if promoted {
+		f.onPromoted(st)
+	}
 	if st.Role == pg.RoleStandby {
 		if master, ms, err := pg.MasterAmong("monitor", f.node, polled); err == nil {
 			v.Master, v.MasterNode = ms, master.Node
@@ -290,15 +302,19 @@ func (f *Feature) setNeeds(c *pg.Cannot, why string) {
 
 // autoReseed re-seeds the standby by itself because its data cannot
 // stream, with a warning and an alert before and after.
-func (f *Feature) autoReseed(c *pg.Cannot, master string) {
+func (f *Feature) autoReseed(c *pg.Cannot, master string) { f.autoReseedWith(c, master, false) }
+
+// autoReseedWith is autoReseed; force re-seeds data ahead of the master
+// (a former master whose rewind failed).
+func (f *Feature) autoReseedWith(c *pg.Cannot, master string, force bool) {
 	f.alert(protocol.SevWarning, "database-reseed", "re-seeding by itself",
 		fmt.Sprintf("database on %s cannot stream from %s: %s; re-seeding it by itself (auto_reseed); its current data is kept as a fallback image in %s",
 			f.node, master, c.Why, f.in.Images().Dir))
 	f.h.Audit("reseed "+f.node, "ha-agent", "started", c.Why)
 	res, err := f.in.Reseed(f.ctx, pg.ReseedOptions{
 		Peers: f.peers, MaxRate: f.cfg.MaxRate, Reason: "automatic re-seed: " + c.Why,
-		AllowOtherSystem: c.Reason == pg.CannotOtherSystem,
-		Progress:         func(p protocol.Progress) { f.setReseed(&p) },
+		AllowOtherSystem: c.Reason == pg.CannotOtherSystem, Force: force,
+		Progress: func(p protocol.Progress) { f.setReseed(&p) },
 	})
 	if err != nil {
 		if f.ctx.Err() != nil {

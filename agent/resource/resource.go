@@ -232,6 +232,9 @@ var types = map[string]typeInfo{
 	"runit":   {keys: []string{"service", "svdir"}, new: newRunit, timeouts: serviceTimeouts},
 	"ocf":     {keys: nil, new: newOCF, timeouts: Timeouts{Start: DefaultStartTimeout, Stop: DefaultStopTimeout, Monitor: DefaultMonitorTimeout}},
 	"exec":    {keys: []string{"path"}, new: newExec, timeouts: serviceTimeouts},
+	// A fast shutdown of PostgreSQL writes a checkpoint: 5 s, as for a
+	// service; promotion waits for recovery to end.
+	"database": {keys: databaseKeys, new: newDatabase, timeouts: Timeouts{Start: 40 * time.Second, Stop: 5 * time.Second, Monitor: 5 * time.Second}},
 }
 
 // Types lists the resource types New knows.

@@ -92,6 +92,10 @@ type opts struct {
 	// kamailio-resource.sh) running on both nodes, its default check
 	// asking the node's own address.
 	warm bool
+	// firstResources are [[failover.resource]] tables put before the
+	// VIP (a database); nodeLines returns more lines for a node's file.
+	firstResources string
+	nodeLines      func(n *node) string
 }
 
 // node is one agent in its namespace.
@@ -269,6 +273,7 @@ func (c *tcluster) writeConfig(n *node) {
 	}
 	if !n.witness {
 		script := c.script(n)
+		b.WriteString(c.o.firstResources)
 		fmt.Fprintf(&b, `[[failover.resource]]
 name = "vip"
 type = "vip"
@@ -303,6 +308,9 @@ warm = %v
 			}
 			fmt.Fprintf(&b, "[[switch]]\nname = \"pdu-%s\"\nkind = \"power\"\ndriver = \"fence\"\noptions = { %s }\noutlets = { main = %q }\n", other.name, opt, other.name)
 		}
+	}
+	if c.o.nodeLines != nil {
+		b.WriteString(c.o.nodeLines(n))
 	}
 	if err := os.WriteFile(n.cfgPath, []byte(b.String()), 0o600); err != nil {
 		c.t.Fatal(err)
