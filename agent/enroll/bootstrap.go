@@ -71,7 +71,7 @@ func Bootstrap(o BootstrapOptions) (*Bootstrapped, error) {
 		templates[n.Name] = string(b)
 		// Every node's file must render and be valid now, not when
 		// that node joins.
-		text, err := Render(n.Name, string(b), addrs, o.Paths)
+		text, err := Render(n.Name, string(b), addrs, r.Device, o.Paths)
 		if err != nil {
 			return nil, err
 		}
@@ -79,18 +79,32 @@ func Bootstrap(o BootstrapOptions) (*Bootstrapped, error) {
 			return nil, fmt.Errorf("recipe %s: %w", r.Name, err)
 		}
 	}
+	files := map[string]File{}
+	for _, f := range r.Files {
+		path := filepath.Join(r.Dir, f)
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", r.Name, err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", r.Name, err)
+		}
+		files[f] = File{Text: string(b), Exec: fi.Mode().Perm()&0o100 != 0}
+	}
 	first := r.First()
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("making the gossip key: %w", err)
 	}
-	keys := base64.StdEncoding.EncodeToString(k) + "\n"
-	cfgFile, err := install(first.Name, templates[first.Name], addrs, keys, o.Paths, o.Force)
+	g := Grant{Recipe: r.Name, Node: first.Name, Template: templates[first.Name], Addrs: addrs,
+		Keys: base64.StdEncoding.EncodeToString(k) + "\n", Devices: r.Device, Files: files}
+	cfgFile, err := install(g, o.Paths, o.Force)
 	if err != nil {
 		return nil, err
 	}
 	listen := net.JoinHostPort(addrs[first.Name], strconv.Itoa(JoinPort))
-	s, err := CreateStore(filepath.Join(o.Paths.State, StoreFile), listen, r.Name, templates, addrs, keys)
+	s, err := CreateStore(filepath.Join(o.Paths.State, StoreFile), listen, g, templates)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +150,7 @@ func Join(ctx context.Context, token string, p Paths, force bool) (Grant, string
 	if err != nil {
 		return Grant{}, "", err
 	}
-	file, err := install(g.Node, g.Template, g.Addrs, g.Keys, p, true)
+	file, err := install(g, p, true)
 	return g, file, err
 }
 
@@ -152,15 +166,24 @@ func refuseExisting(p Paths) error {
 
 // install renders and checks a node's configuration and writes it with
 // the key file.
-func install(node, tmpl string, addrs map[string]string, keys string, p Paths, force bool) (string, error) {
+func install(g Grant, p Paths, force bool) (string, error) {
 	if !force {
 		if err := refuseExisting(p); err != nil {
 			return "", err
 		}
 	}
-	text, err := Render(node, tmpl, addrs, p)
+	text, err := Render(g.Node, g.Template, g.Addrs, g.Devices, p)
 	if err != nil {
 		return "", err
+	}
+	rendered := map[string]string{}
+	for name, f := range g.Files {
+		if filepath.Base(name) != name {
+			return "", fmt.Errorf("recipe file %q is not a plain file name", name)
+		}
+		if rendered[name], err = Render(g.Node, f.Text, g.Addrs, g.Devices, p); err != nil {
+			return "", err
+		}
 	}
 	file := filepath.Join(p.Etc, "ha-agent.toml")
 	if _, err := config.Parse(file, []byte(text)); err != nil {
@@ -171,7 +194,19 @@ func install(node, tmpl string, addrs map[string]string, keys string, p Paths, f
 			return "", fmt.Errorf("creating %s: %w", d, err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(p.Etc, "gossip.keys"), []byte(keys), 0o600); err != nil {
+	for name, t := range rendered {
+		mode := os.FileMode(0o640)
+		if g.Files[name].Exec {
+			mode = 0o750
+		}
+		if err := os.WriteFile(filepath.Join(p.Etc, name), []byte(t), mode); err != nil {
+			return "", fmt.Errorf("writing %s: %w", name, err)
+		}
+		if err := os.Chmod(filepath.Join(p.Etc, name), mode); err != nil {
+			return "", err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(p.Etc, "gossip.keys"), []byte(g.Keys), 0o600); err != nil {
 		return "", fmt.Errorf("writing the key file: %w", err)
 	}
 	if err := os.WriteFile(file, []byte(text), 0o640); err != nil {

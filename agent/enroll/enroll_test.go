@@ -14,8 +14,8 @@ import (
 func newServer(t *testing.T) (*Store, *Server) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), StoreFile)
-	s, err := CreateStore(path, "127.0.0.1:0", "test", map[string]string{"n2": "node = \"{{.Node}}\"\n"},
-		map[string]string{"n2": "127.0.0.2"}, "a2V5\n")
+	s, err := CreateStore(path, "127.0.0.1:0", Grant{Recipe: "test", Addrs: map[string]string{"n2": "127.0.0.2"}, Keys: "a2V5\n"},
+		map[string]string{"n2": "node = \"{{.Node}}\"\n"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,16 @@ type Recipe struct {
 	Seed        string `toml:"seed"`
 	Description string `toml:"description"`
 	Nodes       []Node `toml:"node"`
+	// Address names addresses that are no node's, such as a shared IP:
+	// {{addr "vip"}}; bootstrap's --addr replaces them as well.
+	Address map[string]string `toml:"address"`
+	// Device names hardware (serial ports, watchdogs) with its default
+	// path: {{dev "ttyS1"}}; each node's --dev replaces it.
+	Device map[string]string `toml:"device"`
+	// Files are further templates in the folder (resource scripts, a SIP
+	// server's configuration) every node gets in its configuration
+	// folder, rendered like its configuration; executable ones stay so.
+	Files []string `toml:"files"`
 	// Dir is the folder the recipe was read from.
 	Dir string `toml:"-"`
 }
@@ -68,6 +78,22 @@ func LoadRecipe(dir string) (*Recipe, error) {
 			return nil, fmt.Errorf("recipe %s: node %s: %w", file, n.Name, err)
 		}
 	}
+	for k, a := range r.Address {
+		if seen[k] {
+			return nil, fmt.Errorf("recipe %s: address %q is also a node's name", file, k)
+		}
+		if _, err := netip.ParseAddr(a); err != nil {
+			return nil, fmt.Errorf("recipe %s: address %s = %q is not an IP address", file, k, a)
+		}
+	}
+	for _, f := range r.Files {
+		if filepath.Base(f) != f {
+			return nil, fmt.Errorf("recipe %s: files: %q must be a file of the recipe's folder", file, f)
+		}
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return nil, fmt.Errorf("recipe %s: %w", file, err)
+		}
+	}
 	return &r, nil
 }
 
@@ -95,6 +121,9 @@ func (r *Recipe) Node(name string) (Node, bool) {
 // override for a node the recipe lacks is an error.
 func (r *Recipe) Addrs(over map[string]string) (map[string]string, error) {
 	out := map[string]string{}
+	for k, a := range r.Address {
+		out[k] = a
+	}
 	for _, n := range r.Nodes {
 		out[n.Name] = n.Addr
 	}
@@ -105,7 +134,7 @@ func (r *Recipe) Addrs(over map[string]string) (map[string]string, error) {
 	sort.Strings(names)
 	for _, k := range names {
 		if _, ok := out[k]; !ok {
-			return nil, fmt.Errorf("--addr %s=%s: recipe %s has no node %q", k, over[k], r.Name, k)
+			return nil, fmt.Errorf("--addr %s=%s: recipe %s has no node or address %q", k, over[k], r.Name, k)
 		}
 		if _, err := netip.ParseAddr(over[k]); err != nil {
 			return nil, fmt.Errorf("--addr %s=%s: not an IP address", k, over[k])
@@ -120,6 +149,8 @@ type Paths struct {
 	Etc   string // configuration and key file (/etc/ha-agent)
 	State string // state directory (/var/lib/ha-agent)
 	Run   string // socket directory (/run/ha-agent)
+	// Devices replace the recipe's default device paths, by name.
+	Devices map[string]string
 }
 
 // DefaultPaths are a production node's paths.
@@ -128,16 +159,26 @@ func DefaultPaths() Paths {
 }
 
 // Render fills a node's configuration template: {{addr "NODE"}} is a
-// node's address, {{.Node}}, {{.Etc}}, {{.State}}, {{.Run}} and
-// {{.KeyFile}} are this node's name and paths.
-func Render(name, tmpl string, addrs map[string]string, p Paths) (string, error) {
+// node's (or a named) address, {{dev "NAME"}} a device's path, {{.Node}},
+// {{.Etc}}, {{.State}}, {{.Run}} and {{.KeyFile}} are this node's name and
+// paths.
+func Render(name, tmpl string, addrs, devices map[string]string, p Paths) (string, error) {
 	t, err := template.New(name).Option("missingkey=error").Funcs(template.FuncMap{
 		"addr": func(node string) (string, error) {
 			a, ok := addrs[node]
 			if !ok {
-				return "", fmt.Errorf("no node %q in the recipe", node)
+				return "", fmt.Errorf("no node or address %q in the recipe", node)
 			}
 			return a, nil
+		},
+		"dev": func(d string) (string, error) {
+			if v, ok := p.Devices[d]; ok {
+				return v, nil
+			}
+			if v, ok := devices[d]; ok {
+				return v, nil
+			}
+			return "", fmt.Errorf("no device %q in the recipe", d)
 		},
 	}).Parse(tmpl)
 	if err != nil {

@@ -37,6 +37,16 @@ type Grant struct {
 	Addrs map[string]string `json:"addrs"`
 	// Keys is the gossip key file's content.
 	Keys string `json:"keys"`
+	// Devices are the recipe's default device paths.
+	Devices map[string]string `json:"devices,omitempty"`
+	// Files are the recipe's further templates, by file name.
+	Files map[string]File `json:"files,omitempty"`
+}
+
+// File is a further template of a recipe.
+type File struct {
+	Text string `json:"text"`
+	Exec bool   `json:"exec,omitempty"`
 }
 
 // entry is one issued token.
@@ -61,6 +71,8 @@ type storeData struct {
 	Templates map[string]string `json:"templates"`
 	Addrs     map[string]string `json:"addrs"`
 	Keys      string            `json:"keys"`
+	Devices   map[string]string `json:"devices,omitempty"`
+	Files     map[string]File   `json:"files,omitempty"`
 	Tokens    []entry           `json:"tokens"`
 }
 
@@ -82,14 +94,14 @@ var (
 
 // CreateStore writes a new store: a fresh certificate, the recipe's
 // templates and addresses, and the key file content.
-func CreateStore(path, listen, recipe string, templates, addrs map[string]string, keys string) (*Store, error) {
+func CreateStore(path, listen string, g Grant, templates map[string]string) (*Store, error) {
 	cert, key, err := selfSigned()
 	if err != nil {
 		return nil, err
 	}
 	s := &Store{path: path, now: time.Now, d: storeData{
-		Listen: listen, Cert: cert, Key: key, Recipe: recipe,
-		Templates: templates, Addrs: addrs, Keys: keys,
+		Listen: listen, Cert: cert, Key: key, Recipe: g.Recipe,
+		Templates: templates, Addrs: g.Addrs, Keys: g.Keys, Devices: g.Devices, Files: g.Files,
 	}}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
@@ -194,7 +206,7 @@ func (s *Store) Redeem(id, secret, by string) (Grant, error) {
 			return Grant{}, err
 		}
 		return Grant{Recipe: s.d.Recipe, Node: e.Node, Template: s.d.Templates[e.Node],
-			Addrs: s.d.Addrs, Keys: s.d.Keys}, nil
+			Addrs: s.d.Addrs, Keys: s.d.Keys, Devices: s.d.Devices, Files: s.d.Files}, nil
 	}
 	return Grant{}, ErrWrongToken
 }

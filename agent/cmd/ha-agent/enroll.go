@@ -26,6 +26,20 @@ func (a addrFlags) Set(v string) error {
 	return nil
 }
 
+// devFlags collects --dev NAME=PATH.
+type devFlags map[string]string
+
+func (d devFlags) String() string { return "" }
+
+func (d devFlags) Set(v string) error {
+	k, path, ok := strings.Cut(v, "=")
+	if !ok || k == "" || path == "" {
+		return fmt.Errorf("%q: write NAME=PATH", v)
+	}
+	d[k] = path
+	return nil
+}
+
 // enrollCmd runs bootstrap, join and token.
 func enrollCmd(verb string, args []string) int {
 	fs := flag.NewFlagSet("ha-agent "+verb, flag.ContinueOnError)
@@ -39,6 +53,8 @@ func enrollCmd(verb string, args []string) int {
 	recipe := fs.String("recipe", "", "the recipe's `folder` (recipes/NAME)")
 	addrs := addrFlags{}
 	fs.Var(addrs, "addr", "a node's address, `NODE=IP` (repeat; the recipe's example addresses otherwise)")
+	p.Devices = map[string]string{}
+	fs.Var(devFlags(p.Devices), "dev", "this node's path of a recipe's device, `NAME=PATH` (repeat; the recipe's paths otherwise)")
 	// Flags may follow the positional argument (join TOKEN --service none).
 	var pos []string
 	for {
