@@ -6,6 +6,9 @@
 //	ha-agent [--config /etc/ha-agent/ha-agent.toml] [--insecure-dev]
 //	ha-agent check-config FILE
 //	ha-agent keygen
+//	ha-agent bootstrap --recipe DIR [--addr NODE=IP]... [--service auto|systemd|runit|none]
+//	ha-agent join TOKEN [--service auto|systemd|runit|none]
+//	ha-agent token NODE
 //	ha-agent version
 package main
 
@@ -26,6 +29,7 @@ import (
 	"github.com/hatui/hatui/agent/cluster"
 	"github.com/hatui/hatui/agent/config"
 	"github.com/hatui/hatui/agent/database"
+	"github.com/hatui/hatui/agent/enroll"
 	"github.com/hatui/hatui/agent/geosite"
 	"github.com/hatui/hatui/agent/lines"
 	"github.com/hatui/hatui/agent/localapi"
@@ -59,6 +63,8 @@ func run(args []string) int {
 		case "version":
 			fmt.Println("ha-agent", localapi.AgentVersion)
 			return 0
+		case "bootstrap", "join", "token":
+			return enrollCmd(args[0], args[1:])
 		case "check-config":
 			if len(args) != 2 {
 				fmt.Fprintln(os.Stderr, "usage: ha-agent check-config FILE")
@@ -110,7 +116,7 @@ func run(args []string) int {
 		Logger:   logger,
 		// Every agent runs every feature, even one that drives no
 		// switch: it must know the verbs to forward them.
-		Features: []agent.FeatureFunc{cluster.New, lines.New, database.New, geosite.New},
+		Features: []agent.FeatureFunc{cluster.New, lines.New, database.New, geosite.New, enroll.New},
 	})
 	if err != nil {
 		logger.Printf("ha-agent: starting: %v", err)
