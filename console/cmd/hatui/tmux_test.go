@@ -389,6 +389,9 @@ func BenchmarkOverviewFirstScreen(b *testing.B) {
 	var samples []time.Duration
 	for i := 0; i < b.N; i++ {
 		server := fmt.Sprintf("hatui-bench-ov-%d-%d", os.Getpid(), i)
+		// A failed wait must not leave 100 agents running behind the
+		// benchmark (they held the test lock for an hour once).
+		b.Cleanup(func() { exec.Command("tmux", "-L", server, "kill-server").Run() })
 		start := time.Now()
 		if out, err := exec.Command("tmux", "-L", server, "new-session", "-d", "-s", "main", "-x", "150", "-y", "40", hatuiBin+" --demo --deployments 20").CombinedOutput(); err != nil {
 			b.Fatalf("tmux: %v %s", err, out)
