@@ -96,7 +96,7 @@ func TestBuildGroupErrors(t *testing.T) {
 		as   any
 	}{
 		{"unknown resource type", GroupSpec{Name: "pbx", Resources: []resource.Spec{{Name: "asterisk", Type: "sysvinit"}}},
-			`group "pbx": resource "asterisk": parameter "type": unknown resource type "sysvinit"; want one of exec, ocf, runit, systemd, vip`, new(*resource.ConfigError)},
+			`group "pbx": resource "asterisk": parameter "type": unknown resource type "sysvinit"; want one of database, exec, ocf, runit, systemd, vip`, new(*resource.ConfigError)},
 		{"check timeout not below interval", GroupSpec{Name: "pbx", Resources: []resource.Spec{okRes},
 			Checks: []health.Spec{check(func(s *health.Spec) { s.Timeout = s.Interval })}},
 			"timeout 10s is not shorter than interval 10s: probes would overlap", new(*health.ConfigError)},

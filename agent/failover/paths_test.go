@@ -204,7 +204,14 @@ func TestSerfPath(t *testing.T) {
 	}
 	b.Shutdown()
 	l := waitLink(t, "pbx-a2 to fail in Serf", p, "pbx-a2", func(l PathLink) bool { return l.Detail != "" })
-	if !strings.Contains(l.Detail, "serf says failed") || time.Since(l.Contact) < 20*time.Millisecond {
+	if !strings.Contains(l.Detail, "serf says failed") {
 		t.Errorf("after the crash: %+v", l)
+	}
+	// The last contact stays where it was while the member is failed:
+	// several polls later it has not moved.
+	seen := time.Now()
+	later := waitLink(t, "five more polls", p, "pbx-a2", func(PathLink) bool { return time.Since(seen) > 100*time.Millisecond })
+	if !later.Contact.Equal(l.Contact) || !later.Contact.Before(seen) {
+		t.Errorf("the contact of a failed member moved: %s, then %s", l.Contact, later.Contact)
 	}
 }
