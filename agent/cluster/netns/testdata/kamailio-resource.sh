@@ -22,8 +22,18 @@ start)
 	if running; then exit 0; fi
 	echo "$(date +%s.%N) start" >>"$DIR/sipp-resource.log"
 	cd "$DIR" || exit 1
-	# A killed kamailio's children may outlive it: end its process group.
-	[ -s "$PIDFILE" ] && kill -KILL -- "-$(cat "$PIDFILE")" 2>/dev/null
+	# A killed kamailio's children may outlive it and still hold its
+	# sockets: end its process group and wait until it is gone, or the
+	# new one cannot bind.
+	if [ -s "$PIDFILE" ]; then
+		old=$(cat "$PIDFILE")
+		kill -KILL -- "-$old" 2>/dev/null
+		i=0
+		while kill -0 -- "-$old" 2>/dev/null && [ $i -lt 100 ]; do
+			sleep 0.05
+			i=$((i + 1))
+		done
+	fi
 	setsid kamailio -f "$DIR/kamailio.cfg" -DD -E -m 16 -M 4 -w "$DIR" -Y "$DIR" >>"$DIR/kamailio.out" 2>&1 </dev/null &
 	echo $! >"$PIDFILE"
 	i=0
