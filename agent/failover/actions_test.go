@@ -325,3 +325,17 @@ func TestFenceAction(t *testing.T) {
 	waitFor(t, "the power switch to take pbx-a2 down", 5*time.Second, a2.isDead)
 	c.stable("pbx-a1", 2*c.node("pbx-a1").engine().Config().Timing.DeadTime)
 }
+
+// TestStatusBeforeForming: a voter whose cluster has not formed names
+// its group and the cluster and says why nothing runs (the console's
+// overview showed "group  standby" and "cluster  is not activated").
+func TestStatusBeforeForming(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, opts{witness: true, alone: true})
+	// Let the lone engine run a while (the sampler's ten rounds).
+	waitFor(t, "ten sampler rounds", 10*time.Second, func() bool { return c.sampler.samples.Load() >= 10 })
+	st := c.node("pbx-a1").engine().Status()
+	if st.Group.Name != "pbx" || st.Group.State != "unmanaged" || st.Group.Reason != "cluster site-a has not formed yet" {
+		t.Errorf("group before forming = %+v", st.Group)
+	}
+}

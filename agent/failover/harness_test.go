@@ -71,6 +71,7 @@ type opts struct {
 	policy    health.PolicyConfig
 	timing    Timing
 	threshold int
+	alone     bool // start only the first node: the cluster never forms
 }
 
 // tnode is one voter of a test cluster.
@@ -153,7 +154,10 @@ func newCluster(t testing.TB, o opts) *tcluster {
 		c.cable = newCable(t)
 	}
 	c.startSampler()
-	for _, n := range c.nodes {
+	for i, n := range c.nodes {
+		if o.alone && i > 0 {
+			continue
+		}
 		n.start()
 	}
 	if o.serf {

@@ -143,11 +143,19 @@ func (e *Engine) Status() Status {
 		out.Nodes = append(out.Nodes, n)
 	}
 
-	out.Group = protocol.Group{Name: g.Name, Active: g.Holder}
+	// Before the decision log is initialised the state names no group;
+	// the screen still needs to say which one is not running yet.
+	name := g.Name
+	if name == "" {
+		name = e.cfg.Group
+	}
+	out.Group = protocol.Group{Name: name, Active: g.Holder}
 	e.mu.Lock()
 	blocked := e.blocked
 	e.mu.Unlock()
 	switch {
+	case !st.Initialized:
+		out.Group.State, out.Group.Reason = "unmanaged", "cluster "+e.cfg.Cluster+" has not formed yet"
 	case !st.Activated:
 		out.Group.State, out.Group.Reason = "unmanaged", st.notActivated()
 	case g.Holder == "":
