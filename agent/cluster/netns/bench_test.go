@@ -116,9 +116,30 @@ func crashToServiceRuns(b *testing.B, o opts, runs int) {
 // generous: a planned move has no takeover delay to keep short, and a stop
 // that times out fails the group (the node must then be fenced).
 func BenchmarkSwitchoverUnavailability(b *testing.B) {
-	const runs = 10
 	o := benchOpts
 	o.vipStop, o.sipStop = "2s", "5s"
+	switchoverGaps(b, o)
+}
+
+// BenchmarkSwitchoverUnavailabilityWarm is the same with a warm
+// kamailio on both nodes: only the address moves.
+func BenchmarkSwitchoverUnavailabilityWarm(b *testing.B) {
+	o := benchOpts
+	o.vipStop, o.sipStop, o.warm = "2s", "5s", true
+	switchoverGaps(b, o)
+}
+
+// BenchmarkCrashToServiceWarm is BenchmarkCrashToService with a warm
+// kamailio on both nodes: the standby's is already running, and the
+// takeover delay counts the address's stop budget only.
+func BenchmarkCrashToServiceWarm(b *testing.B) {
+	o := benchOpts
+	o.warm = true
+	crashToService(b, o)
+}
+
+func switchoverGaps(b *testing.B, o opts) {
+	const runs = 10
 	for range b.N {
 		c := newCluster(b, o)
 		p := c.startProber(10 * time.Millisecond)
