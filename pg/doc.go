@@ -78,7 +78,10 @@
 //
 // Connections are opened per call (lib/pq, one connection, closed after):
 // an agent polls every few seconds and instances restart under it, so a
-// pool would mostly hold broken connections.
+// pool would mostly hold broken connections. Each is closed when its
+// call's context ends: lib/pq only sends a cancel request to the server
+// and keeps reading, which never ends when the server's node crashed or
+// its link was cut (no FIN, no RST) until TCP gives up minutes later.
 //
 // Commands (pg_ctl, pg_basebackup, pg_controldata) run as the server's
 // user when the agent is root, in the C locale so their output parses.

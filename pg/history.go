@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"github.com/lib/pq"
 )
 
 // HistoryEntry is one line of a timeline history file: Timeline ended at
@@ -61,7 +59,7 @@ func ReadHistory(ctx context.Context, conninfo string, tl uint32) ([]HistoryEntr
 	if err != nil {
 		return nil, err
 	}
-	connector, err := pq.NewConnector(ci.With("replication", "true").String())
+	connector, err := newConnector(ctx, ci.With("replication", "true").String())
 	if err != nil {
 		return nil, fmt.Errorf("reading the history of timeline %d from %s: %w", tl, ci.Endpoint(), err)
 	}

@@ -164,6 +164,9 @@ func (in *Instance) Recover(ctx context.Context) (*RecoveryPlan, error) {
 		p.Action = ActionResume
 		p.Happened = fmt.Sprintf("%s was interrupted after the swap: the new data directory is in place and the previous one is fallback image %s", what, filepath.Base(j.PreviousDir))
 		p.Will = "resume: " + finish
+		if j.Op == OpReseed {
+			p.Will += " (if it was promoted since, only forget the journal: it serves as a master, and is not started again)"
+		}
 	case StepDone:
 		p.Action = ActionResume
 		p.Happened = fmt.Sprintf("%s had finished; only its journal was left", what)

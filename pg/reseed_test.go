@@ -437,6 +437,48 @@ func TestReseedResume(t *testing.T) {
 	}
 }
 
+// TestReseedResumePromoted: a re-seed that dies after the swap, whose new
+// standby is then started and promoted (the failover group took over on
+// this node meanwhile) and stopped, is done: Recover does not start the
+// promoted data again, which would make a second master once another node
+// was promoted since.
+func TestReseedResumePromoted(t *testing.T) {
+	m := pgtest.NewMaster(t, "pbx-a1")
+	sb := m.NewStandby(t, "pbx-a2")
+	streams(t, sb, m)
+	in := sb.Instance()
+	peers := []pg.Peer{m.Peer()}
+
+	reseedCrashingAt(t, in, peers, pg.StepSwapped)
+	ctx := ctxT(t, 2*time.Minute)
+	if err := in.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.Promote(ctx, pg.PromoteRequest{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	plan, err := in.Recover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recover: %s", plan)
+	if plan.Action != pg.ActionResume {
+		t.Fatalf("plan %+v, want resume", plan)
+	}
+	if err := plan.Apply(ctx, pg.RecoverOptions{Peers: peers}); err != nil {
+		t.Fatal(err)
+	}
+	if up, err := in.Running(ctx); err != nil || up {
+		t.Errorf("after the recovery the promoted data runs (%v, %v): a second master", up, err)
+	}
+	if again, err := in.Recover(ctx); err != nil || again.Action != pg.ActionNone {
+		t.Errorf("a second recovery plans %+v (%v), want nothing: the journal should be gone", again, err)
+	}
+}
+
 // syncBuffer is a strings.Builder safe for a child's output goroutines
 // and the test reading it.
 type syncBuffer struct {

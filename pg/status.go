@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-
-	"github.com/lib/pq"
 )
 
 // Role is what an instance is doing now.
@@ -168,13 +166,14 @@ func (p Position) String() string {
 	return fmt.Sprintf("timeline %d at %s", p.Timeline, p.LSN)
 }
 
-// open connects to conninfo with one connection, for one set of queries.
+// open connects to conninfo with one connection, for one set of queries
+// within ctx: the connection is closed when ctx ends (see newConnector).
 func open(ctx context.Context, conninfo string) (*sql.DB, *sql.Conn, error) {
 	ci, err := ParseConnInfo(conninfo)
 	if err != nil {
 		return nil, nil, err
 	}
-	connector, err := pq.NewConnector(conninfo)
+	connector, err := newConnector(ctx, conninfo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connection string for %s: %w", ci.Endpoint(), err)
 	}

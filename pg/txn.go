@@ -323,6 +323,16 @@ func (t *txn) complete(ctx context.Context, keepFiles []string, peers []Peer) er
 			return fmt.Errorf("%s of %s: %w (run recover: it resumes from the journal)", j.Op, t.in.Node, err)
 		}
 	}
+	if stepOrder[j.Step] < stepOrder[StepDone] && t.promotedSince(ctx) {
+		// The failover group promoted the new standby while the last
+		// step waited (its master died meanwhile): the data serves, as
+		// a master. Starting it again here would start a second master
+		// once another node has been promoted since; rejoining is the
+		// cold-start rule's work.
+		if err := t.jw.set(StepDone, "promoted since the swap"); err != nil {
+			return err
+		}
+	}
 	if stepOrder[j.Step] < stepOrder[StepDone] {
 		t.report("start", 92, "starting the server on the new data directory")
 		if err := t.in.Start(ctx); err != nil {
@@ -341,6 +351,22 @@ func (t *txn) complete(ctx context.Context, keepFiles []string, peers []Peer) er
 	}
 	t.report("done", 100, j.Op+" complete")
 	return t.jw.remove()
+}
+
+// promotedSince says whether a re-seeded data directory, swapped in, has
+// been promoted since: it runs as a master, or it is stopped without the
+// standby.signal the copy was made with.
+func (t *txn) promotedSince(ctx context.Context) bool {
+	if t.j.Op != OpReseed || t.j.Step != StepSwapped {
+		return false
+	}
+	if s, err := t.in.Status(ctx); err == nil {
+		return s.Role == RoleMaster
+	}
+	if up, err := t.in.Running(ctx); err != nil || up {
+		return false // running but not answering yet: let verify wait
+	}
+	return !fileExists(t.j.DataDir, "standby.signal")
 }
 
 // swap moves the data directory to PreviousDir and NewDir into its place.
@@ -419,43 +445,52 @@ func (t *txn) verify(ctx context.Context, peers []Peer) error {
 	if wait <= 0 {
 		wait = 2 * time.Minute
 	}
-	ms, err := t.in.waitStreaming(ctx, *master, wait)
-	if err != nil {
+	var promoted bool
+	var ms *Status // the master's
+	own, err := t.in.waitStatus(ctx, wait, func(s *Status) (bool, string) {
+		if s.Role == RoleMaster {
+			// Promoted by the failover group while waiting: it serves.
+			promoted = true
+			return true, ""
+		}
+		return t.in.streamsFrom(ctx, s, *master, &ms)
+	})
+	switch {
+	case err != nil:
 		return err
+	case promoted:
+		t.report("verify", 99, fmt.Sprintf("promoted to master on timeline %d while waiting to stream from %s", own.Timeline, master.Node))
+	default:
+		t.report("verify", 99, fmt.Sprintf("streaming from %s on timeline %d", master.Node, ms.Timeline))
 	}
-	t.report("verify", 99, fmt.Sprintf("streaming from %s on timeline %d", master.Node, ms.Timeline))
 	return nil
 }
 
-// waitStreaming waits until this instance streams from master (catching
-// up counts) and the master lists it, reading both afresh each time; it
-// returns the master's last status.
-func (in *Instance) waitStreaming(ctx context.Context, master Peer, wait time.Duration) (*Status, error) {
-	var ms *Status
-	_, err := in.waitStatus(ctx, wait, func(s *Status) (bool, string) {
-		m, err := QueryStatus(ctx, master.ConnInfo)
-		if err != nil {
-			return false, fmt.Sprintf("master %s unreachable: %v", master.Node, err)
-		}
-		ms = m
-		switch {
-		case m.Role != RoleMaster:
-			return false, master.Node + " is no longer a master"
-		case s.Role != RoleStandby:
-			return false, "the instance is not in recovery"
-		}
-		f, err := in.Assess(ctx, s, master, []PeerStatus{{Peer: master, Status: m}})
-		switch {
-		case err != nil:
-			return false, err.Error()
-		case f.Cannot != nil:
-			return false, f.Cannot.Why
-		case !f.Streams():
-			return false, f.Why
-		}
-		return true, ""
-	})
-	return ms, err
+// streamsFrom says whether the instance, whose status is s, streams from
+// master (catching up counts) and the master lists it, reading the master
+// afresh; it stores the master's status in ms.
+func (in *Instance) streamsFrom(ctx context.Context, s *Status, master Peer, ms **Status) (bool, string) {
+	m, err := QueryStatus(ctx, master.ConnInfo)
+	if err != nil {
+		return false, fmt.Sprintf("master %s unreachable: %v", master.Node, err)
+	}
+	*ms = m
+	switch {
+	case m.Role != RoleMaster:
+		return false, master.Node + " is no longer a master"
+	case s.Role != RoleStandby:
+		return false, "the instance is not in recovery"
+	}
+	f, err := in.Assess(ctx, s, master, []PeerStatus{{Peer: master, Status: m}})
+	switch {
+	case err != nil:
+		return false, err.Error()
+	case f.Cannot != nil:
+		return false, f.Cannot.Why
+	case !f.Streams():
+		return false, f.Why
+	}
+	return true, ""
 }
 
 // waitStatus polls the instance until cond holds or wait passes.
