@@ -19,6 +19,11 @@ func TestExampleConfigsAreValid(t *testing.T) {
 		t.Fatal("no example configs found in recipes/")
 	}
 	for _, f := range files {
+		// A bootstrap recipe's files are templates: agent/enroll's
+		// TestRecipesRender renders them and checks the result.
+		if _, err := os.Stat(filepath.Join(filepath.Dir(f), "recipe.toml")); err == nil {
+			continue
+		}
 		if _, err := Load(f); err != nil {
 			t.Errorf("example %s: %v", f, err)
 		}
