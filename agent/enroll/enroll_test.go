@@ -152,3 +152,24 @@ func TestRecipesRender(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTokenErrors: each way a pasted token goes wrong says what to
+// do, and the remedy names a command that exists.
+func TestParseTokenErrors(t *testing.T) {
+	whole := Token{Addr: "10.0.0.1:7945", ID: "abc", Secret: "s3cret", Pin: strings.Repeat("0", 64)}.String()
+	incomplete := Token{Addr: "10.0.0.1:7945", ID: "abc", Pin: strings.Repeat("0", 64)}.String()
+	for _, tc := range []struct{ name, in, want string }{
+		{"not a token", "hello", "not a join token"},
+		{"cut short", whole[:len(whole)-7], "damaged"},
+		{"no secret", incomplete, "'ha-agent token NODE'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseToken(tc.in); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("ParseToken = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+	if tok, err := ParseToken(" " + whole + "\n"); err != nil || tok.Secret != "s3cret" {
+		t.Errorf("a whole token with spaces around: %+v, %v", tok, err)
+	}
+}

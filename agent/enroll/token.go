@@ -64,7 +64,7 @@ func ParseToken(s string) (Token, error) {
 		return t, fmt.Errorf("join token is damaged (%w): copy it again, whole", err)
 	}
 	if _, _, err := net.SplitHostPort(t.Addr); err != nil || t.ID == "" || t.Secret == "" || len(t.Pin) != 64 {
-		return t, fmt.Errorf("join token is incomplete: copy it again, whole, or make a new one with 'ha-agent token create'")
+		return t, fmt.Errorf("join token is incomplete: copy it again, whole, or make a new one on the first node with 'ha-agent token NODE'")
 	}
 	return t, nil
 }
