@@ -138,6 +138,14 @@ func BenchmarkCrashToServiceWarm(b *testing.B) {
 	crashToService(b, o)
 }
 
+// BenchmarkCrashToServiceWarmFenced is the warm crash with fence_dummy
+// as every node's fencing device.
+func BenchmarkCrashToServiceWarmFenced(b *testing.B) {
+	o := benchOpts
+	o.warm, o.fence = true, "ok"
+	crashToService(b, o)
+}
+
 func switchoverGaps(b *testing.B, o opts) {
 	const runs = 10
 	for range b.N {
